@@ -288,12 +288,16 @@ func (st storage) KeyRead(ctx context.Context, kid string) (jwkset.JWK, error) {
 	return jwkset.JWK{}, fmt.Errorf("%w: kid %q", ErrKeyUnknown, kid)
 }
 
-func (st storage) KeyDelete(ctx context.Context, kid string) (bool, error) { return st.s.mem.KeyDelete(ctx, kid) }
-func (st storage) KeyReadAll(ctx context.Context) ([]jwkset.JWK, error)   { return st.s.mem.KeyReadAll(ctx) }
+func (st storage) KeyDelete(ctx context.Context, kid string) (bool, error) {
+	return st.s.mem.KeyDelete(ctx, kid)
+}
+func (st storage) KeyReadAll(ctx context.Context) ([]jwkset.JWK, error) {
+	return st.s.mem.KeyReadAll(ctx)
+}
 func (st storage) KeyReplaceAll(ctx context.Context, g []jwkset.JWK) error {
 	return st.s.mem.KeyReplaceAll(ctx, g)
 }
-func (st storage) KeyWrite(ctx context.Context, k jwkset.JWK) error { return st.s.mem.KeyWrite(ctx, k) }
+func (st storage) KeyWrite(ctx context.Context, k jwkset.JWK) error  { return st.s.mem.KeyWrite(ctx, k) }
 func (st storage) JSON(ctx context.Context) (json.RawMessage, error) { return st.s.mem.JSON(ctx) }
 func (st storage) JSONPublic(ctx context.Context) (json.RawMessage, error) {
 	return st.s.mem.JSONPublic(ctx)
@@ -304,7 +308,9 @@ func (st storage) JSONPrivate(ctx context.Context) (json.RawMessage, error) {
 func (st storage) JSONWithOptions(ctx context.Context, m jwkset.JWKMarshalOptions, v jwkset.JWKValidateOptions) (json.RawMessage, error) {
 	return st.s.mem.JSONWithOptions(ctx, m, v)
 }
-func (st storage) Marshal(ctx context.Context) (jwkset.JWKSMarshal, error) { return st.s.mem.Marshal(ctx) }
+func (st storage) Marshal(ctx context.Context) (jwkset.JWKSMarshal, error) {
+	return st.s.mem.Marshal(ctx)
+}
 func (st storage) MarshalWithOptions(ctx context.Context, m jwkset.JWKMarshalOptions, v jwkset.JWKValidateOptions) (jwkset.JWKSMarshal, error) {
 	return st.s.mem.MarshalWithOptions(ctx, m, v)
 }
