@@ -64,7 +64,7 @@ func findCognitoLocal() (cognitoLocalInstall, error) {
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {
-		return inst, fmt.Errorf("%w: %w", errCognitoLocalMissing, err)
+		return inst, fmt.Errorf("%w: no node to run it: %w", errCognitoLocalMissing, err)
 	}
 	inst.node = node
 	raw, err := os.ReadFile(filepath.Join(pkg, "package.json"))
