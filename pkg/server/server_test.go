@@ -19,7 +19,9 @@ import (
 )
 
 // okServer allows everything: the server package is tested for its listeners, not for decisions.
-type okServer struct{ authv3.UnimplementedAuthorizationServer }
+type okServer struct {
+	authv3.UnimplementedAuthorizationServer
+}
 
 func (okServer) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	return &authv3.CheckResponse{}, nil
