@@ -120,8 +120,17 @@ func configCheckCmd(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	if err != nil {
 		fmt.Fprintf(stdout, "%s: invalid\n", *path)
-		for _, line := range strings.Split(err.Error(), "\n") {
-			fmt.Fprintf(stdout, "  - %s\n", line)
+		// One line per problem. Load prefixes the joined problems with the path, which would land on the
+		// first line only; the path is already on the line above.
+		problems := []error{err}
+		var joined interface{ Unwrap() []error }
+		if errors.As(err, &joined) {
+			problems = joined.Unwrap()
+		}
+		for _, p := range problems {
+			for _, line := range strings.Split(p.Error(), "\n") {
+				fmt.Fprintf(stdout, "  - %s\n", line)
+			}
 		}
 		return exitDenied, nil
 	}
