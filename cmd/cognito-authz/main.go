@@ -72,7 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	switch {
 	case errors.Is(err, flag.ErrHelp):
-		return exitError
+		return exitOK
 	case err != nil:
 		fmt.Fprintf(stderr, "cognito-authz %s: %v\n", cmd, err)
 		return exitError

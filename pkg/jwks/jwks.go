@@ -63,8 +63,9 @@ type Set struct {
 	loaded atomic.Bool
 	kids   atomic.Pointer[map[string]struct{}]
 
-	mu       sync.Mutex
-	inflight chan struct{} // closed when the current unknown-kid fetch ends
+	refreshMu sync.Mutex // one fetch-and-replace at a time, so an older answer never overwrites a newer one
+	mu        sync.Mutex
+	inflight  chan struct{} // closed when the current unknown-kid fetch ends
 }
 
 // New makes a Set; nothing is fetched until Run.
@@ -161,6 +162,8 @@ func (s *Set) Run(ctx context.Context) {
 
 // Refresh fetches the set now and, if it holds at least one usable key, replaces the keys held.
 func (s *Set) Refresh(ctx context.Context) error {
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
 	keys, err := s.fetch(ctx)
 	if err != nil {
 		s.observe("error")
@@ -286,7 +289,7 @@ func (st storage) KeyRead(ctx context.Context, kid string) (jwkset.JWK, error) {
 	if !s.Ready() {
 		return jwkset.JWK{}, ErrUnavailable
 	}
-	return jwkset.JWK{}, fmt.Errorf("%w: kid %q", ErrKeyUnknown, kid)
+	return jwkset.JWK{}, fmt.Errorf("%w: kid %.80q", ErrKeyUnknown, kid)
 }
 
 func (st storage) KeyDelete(ctx context.Context, kid string) (bool, error) {

@@ -42,16 +42,16 @@ type Source struct {
 var BearerSource = Source{Header: "authorization", Prefix: "Bearer "}
 
 // Extract returns the token of the first source that holds a credential. A source whose header is present
-// but holds a different scheme (Basic, say) does not count as holding one. max bounds the token's length
+// but holds a different scheme (Basic, say) does not count as holding one. maxBytes bounds the token's length
 // before anything else looks at it.
-func Extract(h Headers, sources []Source, max int) (string, error) {
+func Extract(h Headers, sources []Source, maxBytes int) (string, error) {
 	for _, src := range sources {
 		raw, found := src.lookup(h)
 		if !found {
 			continue
 		}
-		if len(raw) > max {
-			return "", fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), max)
+		if len(raw) > maxBytes {
+			return "", fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), maxBytes)
 		}
 		if err := wellFormed(raw); err != nil {
 			return "", err

@@ -101,7 +101,10 @@ func NewVerifier(pools []Pool, opts ...Option) (*Verifier, error) {
 	for _, o := range opts {
 		o(v)
 	}
+	// Copy the pools: a caller that changes its slice later must not change what this verifier accepts.
+	pools = slices.Clone(pools)
 	for i := range pools {
+		pools[i].Issuers, pools[i].ClientIDs = slices.Clone(pools[i].Issuers), slices.Clone(pools[i].ClientIDs)
 		p := &pools[i]
 		if p.Keys == nil {
 			return nil, fmt.Errorf("token: pool %q has no keys", p.Name)
