@@ -1,0 +1,210 @@
+// Package config is the service's YAML file: its schema, defaults, environment overrides, strict decoding
+// and one validation pass that reports every problem at once.
+//
+// Only cmd imports this package: it maps a Config onto the options of the packages it wires together.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole file.
+type Config struct {
+	Server   Server   `yaml:"server"`
+	Log      Log      `yaml:"log"`
+	Token    Token    `yaml:"token"`
+	JWKS     JWKS     `yaml:"jwks"`
+	Pools    []Pool   `yaml:"pools"`
+	Identity Identity `yaml:"identity"`
+}
+
+// Server holds the listen addresses.
+type Server struct {
+	GRPCAddr  string `yaml:"grpc_addr"`  // Envoy ext_authz gRPC
+	HTTPAddr  string `yaml:"http_addr"`  // Envoy ext_authz HTTP; empty turns it off
+	AdminAddr string `yaml:"admin_addr"` // /healthz /readyz /metrics
+}
+
+// Log sets the level and format of the service's logs.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // json | text
+}
+
+// Token bounds what the verifier accepts.
+type Token struct {
+	MaxBytes int      `yaml:"max_bytes"` // longer tokens are rejected before any parsing
+	Leeway   Duration `yaml:"leeway"`    // clock skew allowed on exp, nbf and iat
+}
+
+// JWKS controls how each pool's key set is fetched.
+type JWKS struct {
+	RefreshInterval  Duration `yaml:"refresh_interval"`   // periodic refresh
+	UnknownKIDWindow Duration `yaml:"unknown_kid_window"` // at most one unknown-kid fetch per window per pool
+	FetchTimeout     Duration `yaml:"fetch_timeout"`
+}
+
+// Pool is one Cognito user pool.
+type Pool struct {
+	Name       string   `yaml:"name"`
+	Region     string   `yaml:"region"`
+	UserPoolID string   `yaml:"user_pool_id"`
+	ClientIDs  []string `yaml:"client_ids"`
+	TokenUse   string   `yaml:"token_use"` // access | id | any
+	Issuer     string   `yaml:"issuer"`    // override, for emulators and tests
+	JWKSURL    string   `yaml:"jwks_url"`  // override
+}
+
+// Identity maps identity facts onto the request headers the upstream receives.
+type Identity struct {
+	Sub          string            `yaml:"sub"`
+	Username     string            `yaml:"username"`
+	Groups       string            `yaml:"groups"`
+	Scopes       string            `yaml:"scopes"`
+	ClientID     string            `yaml:"client_id"`
+	TokenUse     string            `yaml:"token_use"`
+	Email        string            `yaml:"email"`
+	Pool         string            `yaml:"pool"`
+	Claims       map[string]string `yaml:"claims"` // claim name → header name, e.g. custom:tenant → x-auth-tenant
+	ForwardToken *bool             `yaml:"forward_token"`
+}
+
+// Headers lists every configured identity header name, fixed fields first, then claims in name order.
+func (id Identity) Headers() []string {
+	hs := []string{id.Sub, id.Username, id.Groups, id.Scopes, id.ClientID, id.TokenUse, id.Email, id.Pool}
+	for _, c := range sortedKeys(id.Claims) {
+		hs = append(hs, id.Claims[c])
+	}
+	out := hs[:0]
+	for _, h := range hs {
+		if h != "" {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// Duration is a time.Duration written as "30s" or "1h" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML reads a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("line %d: want a duration such as \"30s\": %w", n.Line, err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration as a Go duration string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// Std returns the duration as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// Default returns the configuration every file starts from.
+func Default() Config {
+	forward := true
+	return Config{
+		Server: Server{GRPCAddr: ":9001", AdminAddr: ":9090"},
+		Log:    Log{Level: "info", Format: "json"},
+		Token:  Token{MaxBytes: 8 << 10, Leeway: Duration(30 * time.Second)},
+		JWKS: JWKS{
+			RefreshInterval:  Duration(time.Hour),
+			UnknownKIDWindow: Duration(time.Minute),
+			FetchTimeout:     Duration(5 * time.Second),
+		},
+		Identity: Identity{
+			Sub:          "x-auth-sub",
+			Username:     "x-auth-username",
+			Groups:       "x-auth-groups",
+			Scopes:       "x-auth-scopes",
+			ClientID:     "x-auth-client-id",
+			TokenUse:     "x-auth-token-use",
+			Email:        "x-auth-email",
+			Pool:         "x-auth-pool",
+			ForwardToken: &forward,
+		},
+	}
+}
+
+// maxFileBytes bounds the config file: it is operator input, but a wrong path (a log, a device) must not hang us.
+const maxFileBytes = 4 << 20
+
+// Load reads, decodes and validates the file at path. Environment overrides are not applied: see ApplyEnv.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: read %s: %w", path, err)
+	}
+	if len(data) > maxFileBytes {
+		return nil, fmt.Errorf("config: %s is larger than %d bytes", path, maxFileBytes)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ErrInvalid is wrapped by every error Parse and Validate return for a bad file.
+var ErrInvalid = errors.New("invalid config")
+
+// Parse decodes data strictly (unknown keys are errors) over Default and validates the result.
+func Parse(data []byte) (*Config, error) {
+	c := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	// A second document in the file is almost always a mistake (a stray ---); refuse it rather than ignore it.
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: more than one YAML document", ErrInvalid)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Env names the environment variables ApplyEnv reads, for documentation and tests.
+var Env = []string{
+	"COGNITO_AUTHZ_GRPC_ADDR", "COGNITO_AUTHZ_HTTP_ADDR", "COGNITO_AUTHZ_ADMIN_ADDR",
+	"COGNITO_AUTHZ_LOG_LEVEL", "COGNITO_AUTHZ_LOG_FORMAT",
+}
+
+// ApplyEnv overrides the per-deployment scalars from the environment (lookup is os.LookupEnv in main) and
+// validates the result again. A variable that is set, even to "", wins over the file.
+func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
+	for name, dst := range map[string]*string{
+		"COGNITO_AUTHZ_GRPC_ADDR":  &c.Server.GRPCAddr,
+		"COGNITO_AUTHZ_HTTP_ADDR":  &c.Server.HTTPAddr,
+		"COGNITO_AUTHZ_ADMIN_ADDR": &c.Server.AdminAddr,
+		"COGNITO_AUTHZ_LOG_LEVEL":  &c.Log.Level,
+		"COGNITO_AUTHZ_LOG_FORMAT": &c.Log.Format,
+	} {
+		if v, ok := lookup(name); ok {
+			*dst = v
+		}
+	}
+	return c.Validate()
+}

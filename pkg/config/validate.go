@@ -1,0 +1,211 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+var (
+	// regionRE is an AWS region such as us-east-1 or ap-southeast-2 (and us-gov-west-1).
+	regionRE = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d$`)
+	// poolIDRE is a Cognito user pool id: the region, an underscore, then letters and digits.
+	poolIDRE = regexp.MustCompile(`^([a-z]{2}(?:-[a-z]+)+-\d)_[0-9A-Za-z]+$`)
+	// headerRE is an HTTP header name as Envoy sends it: lower case token characters.
+	headerRE = regexp.MustCompile("^[a-z0-9!#$%&'*+.^_`|~-]+$")
+	nameRE   = regexp.MustCompile(`^[a-z0-9]([a-z0-9_-]{0,62})$`)
+)
+
+// reservedHeaders may never be identity headers: writing them would let a claim steer routing or framing.
+var reservedHeaders = []string{
+	"authorization", "cookie", "host", "content-length", "content-type", "transfer-encoding", "connection",
+	"te", "upgrade", "x-request-id", "x-forwarded-for", "x-forwarded-proto", "x-envoy-original-path",
+}
+
+// Validate checks the whole config and returns every problem found, joined, each wrapping ErrInvalid.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...))
+	}
+
+	for key, addr := range map[string]string{"server.grpc_addr": c.Server.GRPCAddr, "server.admin_addr": c.Server.AdminAddr} {
+		if addr == "" {
+			bad("%s is required", key)
+		}
+	}
+	addrs := map[string]string{}
+	for key, addr := range map[string]string{"server.grpc_addr": c.Server.GRPCAddr, "server.http_addr": c.Server.HTTPAddr, "server.admin_addr": c.Server.AdminAddr} {
+		if addr == "" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(addr); err != nil {
+			bad("%s %q: %v", key, addr, err)
+		} else if other, dup := addrs[addr]; dup && port != "0" {
+			bad("%s and %s both listen on %q", other, key, addr)
+		}
+		addrs[addr] = key
+	}
+
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		bad("log.level %q: want debug, info, warn or error", c.Log.Level)
+	}
+	if !slices.Contains([]string{"json", "text"}, c.Log.Format) {
+		bad("log.format %q: want json or text", c.Log.Format)
+	}
+
+	if c.Token.MaxBytes < 512 || c.Token.MaxBytes > 64<<10 {
+		bad("token.max_bytes %d: want 512 to 65536", c.Token.MaxBytes)
+	}
+	if l := c.Token.Leeway.Std(); l < 0 || l > 5*time.Minute {
+		bad("token.leeway %s: want 0s to 5m", l)
+	}
+	if d := c.JWKS.RefreshInterval.Std(); d < time.Minute || d > 24*time.Hour {
+		bad("jwks.refresh_interval %s: want 1m to 24h", d)
+	}
+	if d := c.JWKS.UnknownKIDWindow.Std(); d < time.Second || d > time.Hour {
+		bad("jwks.unknown_kid_window %s: want 1s to 1h", d)
+	}
+	if d := c.JWKS.FetchTimeout.Std(); d < 100*time.Millisecond || d > time.Minute {
+		bad("jwks.fetch_timeout %s: want 100ms to 1m", d)
+	}
+
+	if len(c.Pools) == 0 {
+		bad("pools: at least one pool is required")
+	}
+	names, issuers := map[string]bool{}, map[string]string{}
+	for i, p := range c.Pools {
+		at := fmt.Sprintf("pools[%d]", i)
+		if p.Name != "" {
+			at = fmt.Sprintf("pools[%d] (%s)", i, p.Name)
+		}
+		switch {
+		case !nameRE.MatchString(p.Name):
+			bad("%s.name %q: want lower case letters, digits, - and _", at, p.Name)
+		case names[p.Name]:
+			bad("%s.name %q is used twice", at, p.Name)
+		}
+		names[p.Name] = true
+		if p.Issuer == "" {
+			m := poolIDRE.FindStringSubmatch(p.UserPoolID)
+			switch {
+			case !regionRE.MatchString(p.Region):
+				bad("%s.region %q: want an AWS region such as us-east-1", at, p.Region)
+			case m == nil:
+				bad("%s.user_pool_id %q: want REGION_ID such as %s_AbC123", at, p.UserPoolID, p.Region)
+			case m[1] != p.Region:
+				bad("%s.user_pool_id %q is not in region %q", at, p.UserPoolID, p.Region)
+			}
+		} else {
+			if err := checkURL(p.Issuer); err != nil {
+				bad("%s.issuer: %v", at, err)
+			}
+		}
+		if p.JWKSURL != "" {
+			if err := checkURL(p.JWKSURL); err != nil {
+				bad("%s.jwks_url: %v", at, err)
+			}
+		}
+		if len(p.ClientIDs) == 0 {
+			bad("%s.client_ids: at least one app client id is required", at)
+		}
+		for _, id := range p.ClientIDs {
+			if strings.TrimSpace(id) == "" || strings.TrimSpace(id) != id {
+				bad("%s.client_ids: %q is empty or has spaces", at, id)
+			}
+		}
+		if !slices.Contains([]string{"access", "id", "any"}, p.TokenUse) {
+			bad("%s.token_use %q: want access, id or any", at, p.TokenUse)
+		}
+		for _, iss := range p.Issuers() {
+			if other, dup := issuers[iss]; dup {
+				bad("%s and %s have the same issuer %q", other, at, iss)
+			}
+			issuers[iss] = at
+		}
+	}
+
+	seen := map[string]string{}
+	check := func(key, h string) {
+		switch {
+		case h == "":
+			return
+		case !headerRE.MatchString(h):
+			bad("identity.%s %q: want a lower-case header name", key, h)
+		case slices.Contains(reservedHeaders, h) || strings.HasPrefix(h, ":") || strings.HasPrefix(h, "x-envoy-"):
+			bad("identity.%s %q is a header the proxy owns", key, h)
+		case seen[h] != "":
+			bad("identity.%s and identity.%s both use header %q", seen[h], key, h)
+		}
+		seen[h] = key
+	}
+	id := c.Identity
+	for _, f := range []struct{ key, h string }{
+		{"sub", id.Sub}, {"username", id.Username}, {"groups", id.Groups}, {"scopes", id.Scopes},
+		{"client_id", id.ClientID}, {"token_use", id.TokenUse}, {"email", id.Email}, {"pool", id.Pool},
+	} {
+		check(f.key, f.h)
+	}
+	if id.Sub == "" {
+		bad("identity.sub is required: upstreams need to know who is calling")
+	}
+	for _, claim := range sortedKeys(id.Claims) {
+		if claim == "" {
+			bad("identity.claims: empty claim name")
+		}
+		if id.Claims[claim] == "" {
+			bad("identity.claims[%q]: empty header name", claim)
+		}
+		check("claims["+claim+"]", id.Claims[claim])
+	}
+	if id.ForwardToken == nil {
+		bad("identity.forward_token must be true or false")
+	}
+	return errors.Join(errs...)
+}
+
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q: want an absolute http(s) URL without query", s)
+	}
+	return nil
+}
+
+// Issuers returns the issuers whose tokens this pool accepts: the override alone when one is set, otherwise
+// Cognito's original and updated issuer forms (https://docs.aws.amazon.com/cognito/latest/developerguide/amazon-cognito-user-pools-using-tokens-verifying-a-jwt.html).
+func (p Pool) Issuers() []string {
+	if p.Issuer != "" {
+		return []string{strings.TrimSuffix(p.Issuer, "/")}
+	}
+	return []string{
+		"https://cognito-idp." + p.Region + ".amazonaws.com/" + p.UserPoolID,
+		"https://issuer-cognito-idp." + p.Region + ".amazonaws.com/" + p.UserPoolID,
+	}
+}
+
+// KeysURL returns where the pool's JWKS is fetched: the override, or the original issuer's well-known path
+// (both issuer forms sign with the same keys).
+func (p Pool) KeysURL() string {
+	if p.JWKSURL != "" {
+		return p.JWKSURL
+	}
+	return p.Issuers()[0] + "/.well-known/jwks.json"
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,120 @@
+// Package token finds a Cognito JWT in a request and verifies it: the Cognito-specific rules (issuer,
+// token_use, client_id/aud, groups, scopes) on top of RS256 signature and time checks.
+//
+// Every error it returns wraps one of its sentinels, so callers branch with errors.Is.
+package token
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+var (
+	// ErrMissing means no credential was found in any configured source.
+	ErrMissing = errors.New("token missing")
+	// ErrMalformed means a credential was found but is not a well-formed JWT.
+	ErrMalformed = errors.New("token malformed")
+	// ErrTooLarge means the token is longer than the configured bound; it was not parsed.
+	ErrTooLarge = errors.New("token too large")
+)
+
+// Headers reads request headers by lower-case name. http.Header satisfies it.
+type Headers interface {
+	Get(name string) string
+}
+
+// HeaderMap is Envoy's header map: lower-case names, duplicate headers comma-joined.
+type HeaderMap map[string]string
+
+// Get returns the value of the lower-case header name.
+func (m HeaderMap) Get(name string) string { return m[name] }
+
+// Source is one place a token may be: a header, optionally after a scheme prefix, or a cookie.
+type Source struct {
+	Header string // lower-case header name
+	Prefix string // e.g. "Bearer ": matched case-insensitively, surrounding whitespace tolerated
+	Cookie string // cookie name; set instead of Header
+}
+
+// BearerSource is the default: Authorization: Bearer <jwt>.
+var BearerSource = Source{Header: "authorization", Prefix: "Bearer "}
+
+// Extract returns the token of the first source that holds a credential. A source whose header is present
+// but holds a different scheme (Basic, say) does not count as holding one. max bounds the token's length
+// before anything else looks at it.
+func Extract(h Headers, sources []Source, max int) (string, error) {
+	for _, src := range sources {
+		raw, found := src.lookup(h)
+		if !found {
+			continue
+		}
+		if len(raw) > max {
+			return "", fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), max)
+		}
+		if err := wellFormed(raw); err != nil {
+			return "", err
+		}
+		return raw, nil
+	}
+	return "", ErrMissing
+}
+
+func (src Source) lookup(h Headers) (string, bool) {
+	if src.Cookie != "" {
+		line := h.Get("cookie")
+		if line == "" {
+			return "", false
+		}
+		cookies, err := http.ParseCookie(line)
+		if err != nil {
+			return "", false
+		}
+		for _, c := range cookies {
+			if c.Name == src.Cookie && c.Value != "" {
+				return c.Value, true
+			}
+		}
+		return "", false
+	}
+	v := strings.Trim(h.Get(src.Header), " \t")
+	if v == "" {
+		return "", false
+	}
+	if src.Prefix == "" {
+		return v, true
+	}
+	scheme := strings.TrimRight(src.Prefix, " ")
+	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
+		return "", false // another scheme: not our credential
+	}
+	rest := v[len(scheme):]
+	if rest != "" && rest[0] != ' ' && rest[0] != '\t' {
+		return "", false // "Bearerx": another scheme
+	}
+	// "Bearer" with nothing after it is a malformed credential, not a missing one.
+	return strings.Trim(rest, " \t"), true
+}
+
+// wellFormed checks the compact JWS shape: three base64url segments. It does no decoding; a comma (two
+// Authorization headers merged by Envoy) or any other byte outside base64url is malformed.
+func wellFormed(raw string) error {
+	if raw == "" {
+		return fmt.Errorf("%w: empty credential", ErrMalformed)
+	}
+	dots := 0
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
+		case c == '.':
+			dots++
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
+		default:
+			return fmt.Errorf("%w: unexpected byte 0x%02x at %d", ErrMalformed, c, i)
+		}
+	}
+	if dots != 2 {
+		return fmt.Errorf("%w: want 3 segments, have %d", ErrMalformed, dots+1)
+	}
+	return nil
+}
