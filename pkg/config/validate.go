@@ -34,13 +34,19 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...))
 	}
 
-	for key, addr := range map[string]string{"server.grpc_addr": c.Server.GRPCAddr, "server.admin_addr": c.Server.AdminAddr} {
-		if addr == "" {
-			bad("%s is required", key)
+	// Slices, not maps: config check prints the problems in this order, and the same file must always
+	// print the same way.
+	listen := []struct{ key, addr string }{
+		{"server.grpc_addr", c.Server.GRPCAddr}, {"server.http_addr", c.Server.HTTPAddr}, {"server.admin_addr", c.Server.AdminAddr},
+	}
+	for _, l := range listen {
+		if l.addr == "" && l.key != "server.http_addr" {
+			bad("%s is required", l.key)
 		}
 	}
 	addrs := map[string]string{}
-	for key, addr := range map[string]string{"server.grpc_addr": c.Server.GRPCAddr, "server.http_addr": c.Server.HTTPAddr, "server.admin_addr": c.Server.AdminAddr} {
+	for _, l := range listen {
+		key, addr := l.key, l.addr
 		if addr == "" {
 			continue
 		}
@@ -122,9 +128,11 @@ func (c *Config) Validate() error {
 		if !slices.Contains([]string{"access", "id", "any"}, p.TokenUse) {
 			bad("%s.token_use %q: want access, id or any", at, p.TokenUse)
 		}
+		reported := map[string]bool{} // a pool copied whole shares both issuer forms: say so once
 		for _, iss := range p.Issuers() {
-			if other, dup := issuers[iss]; dup {
+			if other, dup := issuers[iss]; dup && !reported[other] {
 				bad("%s and %s have the same issuer %q", other, at, iss)
+				reported[other] = true
 			}
 			issuers[iss] = at
 		}

@@ -211,7 +211,8 @@ func (s *Set) fetch(ctx context.Context) ([]jwkset.JWK, error) {
 	for _, m := range doc.Keys {
 		// Cognito signs with RS256 only. Keys of other types, algorithms or uses, and keys that point at
 		// certificates elsewhere (x5u), are skipped: they can never verify a token we accept.
-		if m.KTY != jwkset.KtyRSA || (m.ALG != "" && m.ALG != jwkset.AlgRS256) || m.KID == "" || m.X5U != "" {
+		if m.KTY != jwkset.KtyRSA || (m.ALG != "" && m.ALG != jwkset.AlgRS256) || (m.USE != "" && m.USE != jwkset.UseSig) ||
+			m.KID == "" || m.X5U != "" {
 			continue
 		}
 		k, err := jwkset.NewJWKFromMarshal(m, jwkset.JWKMarshalOptions{}, jwkset.JWKValidateOptions{})

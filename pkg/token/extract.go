@@ -67,12 +67,11 @@ func (src Source) lookup(h Headers) (string, bool) {
 		if line == "" {
 			return "", false
 		}
-		cookies, err := http.ParseCookie(line)
-		if err != nil {
-			return "", false
-		}
-		for _, c := range cookies {
-			if c.Name == src.Cookie && c.Value != "" {
+		// Parse leniently, as net/http does for a request: http.ParseCookie fails the whole line on one
+		// malformed cookie, so another application's broken cookie on the same domain would hide ours.
+		r := http.Request{Header: http.Header{"Cookie": {line}}}
+		for _, c := range r.CookiesNamed(src.Cookie) {
+			if c.Value != "" {
 				return c.Value, true
 			}
 		}

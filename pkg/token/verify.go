@@ -131,6 +131,11 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	if len(raw) > v.maxBytes {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), v.maxBytes)
 	}
+	// The compact shape first: Go's base64 decoder skips \r and \n, and the signature segment is not
+	// itself signed, so without this check "sig" and "si\ng" both verify and a token has many spellings.
+	if err := wellFormed(raw); err != nil {
+		return nil, err
+	}
 	c := &claims{want: v.extra}
 	var pool *Pool
 	var kid string
@@ -182,9 +187,8 @@ func classify(tok *jwt.Token, err error) error {
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing), errors.Is(err, jwt.ErrTokenInvalidClaims):
 		return wrap(ErrClaims)
 	case errors.Is(err, jwt.ErrTokenMalformed):
-		if tok != nil && tok.Method == nil {
-			return wrap(ErrAlgorithm) // an alg this library does not know
-		}
+		// An unknown or missing alg is ErrTokenUnverifiable (above). Here tok.Method is nil whenever the
+		// header or claims failed to decode, which says nothing about the algorithm.
 		return wrap(ErrMalformed)
 	default:
 		return wrap(ErrMalformed) // fail closed: whatever it is, it did not verify

@@ -1,0 +1,288 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/cognito-authz/cognito-authz/pkg/authz"
+	"github.com/cognito-authz/cognito-authz/pkg/config"
+	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
+	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
+	"github.com/cognito-authz/cognito-authz/pkg/server"
+	"github.com/cognito-authz/cognito-authz/pkg/token"
+)
+
+// devIssuerAddr is where `serve -dev` serves the dev issuer and where `token` looks for it.
+const devIssuerAddr = "127.0.0.1:9099"
+
+func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", stderr)
+	path := fs.String("config", configPath(), "config file (default $COGNITO_AUTHZ_CONFIG)")
+	dev := fs.Bool("dev", false, "run an embedded dev issuer and trust it: no AWS account needed (never in production)")
+	devAddr := fs.String("dev-issuer-addr", devIssuerAddr, "dev issuer listen address")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	var cfg *config.Config
+	switch {
+	case *path != "":
+		c, err := config.Load(*path)
+		if err != nil {
+			return err
+		}
+		cfg = c
+	case *dev:
+		c := config.Default()
+		c.Server.GRPCAddr, c.Server.AdminAddr, c.Log.Format = "127.0.0.1:9001", "127.0.0.1:9090", "text"
+		cfg = &c
+	default:
+		return errors.New("-config FILE (or $COGNITO_AUTHZ_CONFIG) is required; -dev runs without one")
+	}
+	var iss *devissuer.Issuer
+	if *dev {
+		var err error
+		if iss, err = devissuer.New(); err != nil {
+			return err
+		}
+		if _, err := iss.Serve(ctx, *devAddr); err != nil {
+			return err
+		}
+		cfg.Pools = slices.DeleteFunc(cfg.Pools, func(p config.Pool) bool { return p.Name == "dev" })
+		cfg.Pools = append(cfg.Pools, config.Pool{Name: "dev", Issuer: iss.URL, ClientIDs: []string{iss.ClientID}, TokenUse: "any"})
+	}
+	if err := cfg.ApplyEnv(os.LookupEnv); err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	return serve(ctx, cfg, log, func(srv *server.Server) {
+		if iss != nil {
+			devBanner(stdout, iss, srv)
+		}
+	})
+}
+
+// devBanner prints a valid token and ready-to-paste commands for an allow and two denies.
+func devBanner(w io.Writer, iss *devissuer.Issuer, srv *server.Server) {
+	tok, err := iss.Mint(iss.Access())
+	if err != nil {
+		fmt.Fprintf(w, "dev issuer: cannot mint: %v\n", err)
+		return
+	}
+	self := os.Args[0]
+	tampered := tok[:len(tok)-4] + "AAAA"
+	fmt.Fprintf(w, `
+cognito-authz is running in dev mode (embedded issuer %s: never use -dev in production).
+
+A valid access token for user alice (group users), valid for one hour:
+
+  %s
+
+Try an allow (prints the identity headers the upstream would get):
+  %s check -addr %s -token %s
+
+Try denies (no token: 401 token_missing; tampered signature: 401 signature_invalid):
+  %s check -addr %s
+  %s check -addr %s -token %s
+
+Mint more:  %s token -username bob -groups admins,users -token-use id
+Readiness:  curl -s http://%s/readyz
+
+`, iss.URL, tok, self, srv.GRPCAddr(), tok, self, srv.GRPCAddr(), self, srv.GRPCAddr(), tampered, self, srv.AdminAddr())
+}
+
+func configCheckCmd(args []string, stdout, stderr io.Writer) (int, error) {
+	fs := newFlags("config check", stderr)
+	path := fs.String("config", configPath(), "config file (default $COGNITO_AUTHZ_CONFIG)")
+	if err := fs.Parse(args); err != nil {
+		return exitError, err
+	}
+	if *path == "" {
+		return exitError, errors.New("-config FILE is required")
+	}
+	cfg, err := config.Load(*path)
+	if err == nil {
+		err = cfg.ApplyEnv(os.LookupEnv)
+	}
+	if err != nil {
+		fmt.Fprintf(stdout, "%s: invalid\n", *path)
+		// One line per problem. Load prefixes the joined problems with the path, which would land on the
+		// first line only; the path is already on the line above.
+		problems := []error{err}
+		var joined interface{ Unwrap() []error }
+		if errors.As(err, &joined) {
+			problems = joined.Unwrap()
+		}
+		for _, p := range problems {
+			for _, line := range strings.Split(p.Error(), "\n") {
+				fmt.Fprintf(stdout, "  - %s\n", line)
+			}
+		}
+		return exitDenied, nil
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d pools, %d identity headers)\n", *path, len(cfg.Pools), len(cfg.Identity.Headers()))
+	return exitOK, nil
+}
+
+// headerFlags collects repeated -header k=v flags.
+type headerFlags map[string]string
+
+func (h headerFlags) String() string { return fmt.Sprint(map[string]string(h)) }
+func (h headerFlags) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want name=value, got %q", s)
+	}
+	h[strings.ToLower(strings.TrimSpace(k))] = v
+	return nil
+}
+
+func probeFlags(fs *flag.FlagSet) (*extauthz.Probe, *string) {
+	p := &extauthz.Probe{Headers: headerFlags{}, ContextExtensions: headerFlags{}}
+	tok := fs.String("token", "", "bearer token to send in Authorization")
+	fs.StringVar(&p.Method, "method", "GET", "request method")
+	fs.StringVar(&p.Path, "path", "/", "request path (with query)")
+	fs.StringVar(&p.Host, "host", "localhost", "request host")
+	fs.Var(headerFlags(p.Headers), "header", "request header name=value (repeatable)")
+	fs.Var(headerFlags(p.ContextExtensions), "context", "route context extension key=value (repeatable)")
+	return p, tok
+}
+
+func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	fs := newFlags("check", stderr)
+	addr := fs.String("addr", "127.0.0.1:9001", "cognito-authz gRPC address")
+	timeout := fs.Duration("timeout", 3*time.Second, "deadline of the Check")
+	p, tok := probeFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitError, err
+	}
+	if *tok != "" {
+		p.Headers["authorization"] = "Bearer " + *tok
+	}
+	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return exitError, err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	resp, err := extauthz.Check(ctx, conn, *p)
+	if err != nil {
+		return exitError, fmt.Errorf("Check %s: %w", *addr, err)
+	}
+	return printSummary(stdout, extauthz.Summarize(resp)), nil
+}
+
+func printSummary(w io.Writer, s extauthz.Summary) int {
+	if s.Allowed {
+		fmt.Fprintln(w, "ALLOW")
+		for _, h := range s.Set {
+			fmt.Fprintf(w, "  + %s\n", h)
+		}
+		for _, h := range s.Remove {
+			fmt.Fprintf(w, "  - %s\n", h)
+		}
+		return exitOK
+	}
+	fmt.Fprintf(w, "DENY %d %s (gRPC %s)\n", s.HTTPStatus, s.Reason, s.Code)
+	for _, h := range s.Set {
+		fmt.Fprintf(w, "  %s\n", h)
+	}
+	fmt.Fprintf(w, "  body: %s\n", strings.TrimSpace(s.Body))
+	return exitDenied
+}
+
+func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	fs := newFlags("verify", stderr)
+	path := fs.String("config", configPath(), "config file (default $COGNITO_AUTHZ_CONFIG)")
+	tok := fs.String("token", "", "the token to verify (- reads it from stdin)")
+	if err := fs.Parse(args); err != nil {
+		return exitError, err
+	}
+	if *path == "" || *tok == "" {
+		return exitError, errors.New("-config FILE and -token TOKEN are required")
+	}
+	if *tok == "-" {
+		b, err := io.ReadAll(io.LimitReader(os.Stdin, 1<<20))
+		if err != nil {
+			return exitError, err
+		}
+		*tok = strings.TrimSpace(string(b))
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return exitError, err
+	}
+	a, err := build(cfg, newLogger(config.Log{Level: "error", Format: "text"}, stderr))
+	if err != nil {
+		return exitError, err
+	}
+	for i, s := range a.sets {
+		if err := s.Refresh(ctx); err != nil {
+			fmt.Fprintf(stderr, "pool %s: %v\n", cfg.Pools[i].Name, err)
+		}
+	}
+	d := a.authorizer.Check(ctx, &authz.Request{Method: "GET", Path: "/", Headers: token.HeaderMap{"authorization": "Bearer " + *tok}})
+	if d.Err != nil {
+		fmt.Fprintf(stdout, "cause: %v\n", d.Err)
+	}
+	return printSummary(stdout, extauthz.Summarize(extauthz.Response(&d))), nil
+}
+
+func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("token", stderr)
+	issuer := fs.String("issuer-url", "http://"+devIssuerAddr, "base URL of a running dev issuer (serve -dev)")
+	fields := map[string]*string{
+		"sub":       fs.String("sub", "", "subject (default: alice's)"),
+		"username":  fs.String("username", "", "username (default alice)"),
+		"groups":    fs.String("groups", "", "comma-separated cognito:groups (default users)"),
+		"scopes":    fs.String("scopes", "", "space-separated scopes (access tokens)"),
+		"token_use": fs.String("token-use", "access", "access or id"),
+		"email":     fs.String("email", "", "email (id tokens)"),
+		"ttl":       fs.String("ttl", "1h", "lifetime"),
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	form := url.Values{}
+	for k, v := range fields {
+		if *v != "" {
+			form.Set(k, *v)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(*issuer, "/")+"/mint", strings.NewReader(form.Encode()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("is `cognito-authz serve -dev` running? %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("dev issuer answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	fmt.Fprint(stdout, string(body))
+	return nil
+}

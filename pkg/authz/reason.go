@@ -1,0 +1,112 @@
+package authz
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/cognito-authz/cognito-authz/pkg/token"
+)
+
+// Outcome is the kind of answer: allow, or one of three denials.
+type Outcome uint8
+
+// The outcomes, as in the outcome table of the README.
+const (
+	Allow           Outcome = iota // upstream's status; identity headers set
+	Unauthenticated                // 401: no valid token
+	Forbidden                      // 403: valid token, requirement not met, or rule denies
+	Unavailable                    // 503: the pool's keys were never loaded
+)
+
+var outcomeNames = [...]string{"allow", "unauthenticated", "forbidden", "unavailable"}
+
+// String returns the outcome's metric and log label.
+func (o Outcome) String() string { return outcomeNames[o] }
+
+// HTTPStatus is the status Envoy sends the client on this outcome (0 for allow: the upstream decides).
+func (o Outcome) HTTPStatus() int {
+	return [...]int{0, http.StatusUnauthorized, http.StatusForbidden, http.StatusServiceUnavailable}[o]
+}
+
+// Reason is a machine-readable cause: the same string is the deny body's "error", a metric label and a log
+// field. The set is closed; Reasons lists it.
+type Reason string
+
+// The reasons.
+const (
+	ReasonOK               Reason = "ok"                  // allowed with a valid token
+	ReasonTokenMissing     Reason = "token_missing"       // no credential in any source
+	ReasonTokenMalformed   Reason = "token_malformed"     // not a compact JWS, bad base64 or JSON
+	ReasonTokenTooLarge    Reason = "token_too_large"     // over token.max_bytes, not parsed
+	ReasonAlgNotAllowed    Reason = "alg_not_allowed"     // anything but RS256
+	ReasonKIDMissing       Reason = "kid_missing"         // no kid header
+	ReasonHeaderNotAllowed Reason = "header_not_allowed"  // jku, x5u, jwk, x5c or crit header
+	ReasonIssuerUnknown    Reason = "issuer_unknown"      // iss is no configured pool's
+	ReasonKeyUnknown       Reason = "key_unknown"         // kid not in the pool's JWKS, even after a refresh
+	ReasonKeysUnavailable  Reason = "keys_unavailable"    // the pool's JWKS was never loaded (503)
+	ReasonSignatureInvalid Reason = "signature_invalid"   // the signature does not verify
+	ReasonTokenExpired     Reason = "token_expired"       // exp plus leeway has passed
+	ReasonTokenNotYetValid Reason = "token_not_yet_valid" // nbf or iat is in the future
+	ReasonClaimsInvalid    Reason = "claims_invalid"      // required claim missing, wrong type, or insane value
+	ReasonTokenUseMismatch Reason = "token_use_mismatch"  // access where id is required, or the reverse
+	ReasonClientMismatch   Reason = "client_mismatch"     // client_id / aud not among the pool's client_ids
+)
+
+// Reasons lists every reason, in the order of the README's table.
+var Reasons = []Reason{
+	ReasonOK, ReasonTokenMissing, ReasonTokenMalformed, ReasonTokenTooLarge, ReasonAlgNotAllowed,
+	ReasonKIDMissing, ReasonHeaderNotAllowed, ReasonIssuerUnknown, ReasonKeyUnknown, ReasonKeysUnavailable,
+	ReasonSignatureInvalid, ReasonTokenExpired, ReasonTokenNotYetValid, ReasonClaimsInvalid,
+	ReasonTokenUseMismatch, ReasonClientMismatch,
+}
+
+// reasonInfo is the outcome and the client-facing description of each deny reason. Descriptions are fixed
+// text: they never echo the token or its claims.
+var reasonInfo = map[Reason]struct {
+	outcome Outcome
+	text    string
+}{
+	ReasonTokenMissing:     {Unauthenticated, "no bearer token in the request"},
+	ReasonTokenMalformed:   {Unauthenticated, "the token is not a well-formed JWT"},
+	ReasonTokenTooLarge:    {Unauthenticated, "the token is longer than this service accepts"},
+	ReasonAlgNotAllowed:    {Unauthenticated, "the token is not signed with RS256"},
+	ReasonKIDMissing:       {Unauthenticated, "the token header has no key id"},
+	ReasonHeaderNotAllowed: {Unauthenticated, "the token header names keys or extensions that are not honoured"},
+	ReasonIssuerUnknown:    {Unauthenticated, "the token was not issued by a trusted user pool"},
+	ReasonKeyUnknown:       {Unauthenticated, "the token is signed with an unknown key"},
+	ReasonKeysUnavailable:  {Unavailable, "the signing keys of the token's user pool are not available yet"},
+	ReasonSignatureInvalid: {Unauthenticated, "the token signature is invalid"},
+	ReasonTokenExpired:     {Unauthenticated, "the token has expired"},
+	ReasonTokenNotYetValid: {Unauthenticated, "the token is not valid yet"},
+	ReasonClaimsInvalid:    {Unauthenticated, "the token claims are missing or invalid"},
+	ReasonTokenUseMismatch: {Unauthenticated, "the token is of the wrong type (access or id)"},
+	ReasonClientMismatch:   {Unauthenticated, "the token was issued to an app client that is not allowed"},
+}
+
+// reasonOf maps a token error onto its reason. Unknown errors are malformed: fail closed.
+func reasonOf(err error) Reason {
+	for _, m := range []struct {
+		err    error
+		reason Reason
+	}{
+		{token.ErrMissing, ReasonTokenMissing},
+		{token.ErrTooLarge, ReasonTokenTooLarge},
+		{token.ErrKeysUnavailable, ReasonKeysUnavailable},
+		{token.ErrKeyUnknown, ReasonKeyUnknown},
+		{token.ErrAlgorithm, ReasonAlgNotAllowed},
+		{token.ErrKIDMissing, ReasonKIDMissing},
+		{token.ErrHeader, ReasonHeaderNotAllowed},
+		{token.ErrIssuer, ReasonIssuerUnknown},
+		{token.ErrSignature, ReasonSignatureInvalid},
+		{token.ErrExpired, ReasonTokenExpired},
+		{token.ErrNotYetValid, ReasonTokenNotYetValid},
+		{token.ErrClaims, ReasonClaimsInvalid},
+		{token.ErrTokenUse, ReasonTokenUseMismatch},
+		{token.ErrClient, ReasonClientMismatch},
+	} {
+		if errors.Is(err, m.err) {
+			return m.reason
+		}
+	}
+	return ReasonTokenMalformed
+}

@@ -1,0 +1,84 @@
+package extauthz
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+)
+
+// Probe describes a request to ask the service about, as Envoy would describe it.
+type Probe struct {
+	Method, Host, Path string
+	Headers            map[string]string // names are lower-cased
+	ContextExtensions  map[string]string
+}
+
+// CheckRequest builds the CheckRequest Envoy would send for p.
+func (p Probe) CheckRequest() *authv3.CheckRequest {
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source:            &authv3.AttributeContext_Peer{Address: sockAddr("127.0.0.1", 50000)},
+		Destination:       &authv3.AttributeContext_Peer{Address: sockAddr("127.0.0.1", 8080)},
+		ContextExtensions: p.ContextExtensions,
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Id: p.Headers["x-request-id"], Method: p.Method, Host: p.Host, Path: p.Path, Scheme: "http",
+			Protocol: "HTTP/1.1", Headers: p.Headers,
+		}},
+	}}
+}
+
+func sockAddr(ip string, port uint32) *corev3.Address {
+	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+		Address: ip, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
+	}}}
+}
+
+// Check sends p to the Authorization service on conn.
+func Check(ctx context.Context, conn grpc.ClientConnInterface, p Probe) (*authv3.CheckResponse, error) {
+	return authv3.NewAuthorizationClient(conn).Check(ctx, p.CheckRequest())
+}
+
+// Summary is a CheckResponse in the terms an operator asks about.
+type Summary struct {
+	Allowed    bool
+	Code       codes.Code // the CheckResponse status
+	Reason     string     // the deny reason (status message)
+	HTTPStatus int        // deny only
+	Set        []string   // "name: value", headers set on the request (allow) or the response (deny)
+	Remove     []string   // headers removed from the request (allow)
+	Body       string     // deny body
+}
+
+// Summarize reads a CheckResponse.
+func Summarize(r *authv3.CheckResponse) Summary {
+	s := Summary{Code: codes.Code(r.GetStatus().GetCode()), Reason: r.GetStatus().GetMessage()}
+	s.Allowed = s.Code == codes.OK
+	header := func(hs []*corev3.HeaderValueOption) []string {
+		out := make([]string, 0, len(hs))
+		for _, h := range hs {
+			out = append(out, fmt.Sprintf("%s: %s", h.GetHeader().GetKey(), h.GetHeader().GetValue()))
+		}
+		return out
+	}
+	if ok := r.GetOkResponse(); ok != nil {
+		s.Set, s.Remove = header(ok.GetHeaders()), ok.GetHeadersToRemove()
+	}
+	if d := r.GetDeniedResponse(); d != nil {
+		s.HTTPStatus, s.Set, s.Body = int(d.GetStatus().GetCode()), header(d.GetHeaders()), d.GetBody()
+	}
+	return s
+}
+
+// SortedHeaders returns the map's "name: value" lines in name order, for printing.
+func SortedHeaders(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, k+": "+m[k])
+	}
+	return out
+}

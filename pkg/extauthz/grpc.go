@@ -1,0 +1,124 @@
+// Package extauthz speaks Envoy's external-authorization wire formats: it translates a CheckRequest into an
+// authz.Request and an authz.Decision into a CheckResponse. It is the only importer of go-control-plane and
+// holds no decision logic.
+package extauthz
+
+import (
+	"context"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/cognito-authz/cognito-authz/pkg/authz"
+	"github.com/cognito-authz/cognito-authz/pkg/token"
+)
+
+// Checker decides requests; *authz.Authorizer is one.
+type Checker interface {
+	Check(ctx context.Context, r *authz.Request) authz.Decision
+}
+
+// Server is the envoy.service.auth.v3.Authorization gRPC service.
+type Server struct {
+	authv3.UnimplementedAuthorizationServer
+	checker func() Checker
+}
+
+// NewServer serves the decisions of the Checker that current returns at the time of each request (so a
+// reloaded config takes effect between requests).
+func NewServer(current func() Checker) *Server { return &Server{checker: current} }
+
+// Check implements envoy.service.auth.v3.Authorization/Check. It always answers with a CheckResponse: a
+// gRPC error would count as an authorization-service failure in Envoy, which a deny is not.
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	r := Request(req)
+	d := s.checker().Check(ctx, &r)
+	return Response(&d), nil
+}
+
+// Request translates a CheckRequest. Header names arrive lower-cased from Envoy, in the headers map or, with
+// encode_raw_headers, in header_map with raw byte values; duplicates are comma-joined as Envoy does.
+func Request(req *authv3.CheckRequest) authz.Request {
+	attrs := req.GetAttributes()
+	http := attrs.GetRequest().GetHttp()
+	r := authz.Request{
+		Method:            http.GetMethod(),
+		Host:              http.GetHost(),
+		Path:              http.GetPath(),
+		RequestID:         http.GetId(),
+		ContextExtensions: attrs.GetContextExtensions(),
+	}
+	if hm := http.GetHeaderMap(); hm != nil && len(hm.GetHeaders()) > 0 {
+		r.Headers = rawHeaders(hm.GetHeaders())
+	} else {
+		r.Headers = token.HeaderMap(http.GetHeaders())
+	}
+	if r.RequestID == "" {
+		r.RequestID = r.Headers.Get("x-request-id")
+	}
+	return r
+}
+
+func rawHeaders(hs []*corev3.HeaderValue) token.HeaderMap {
+	m := make(token.HeaderMap, len(hs))
+	for _, h := range hs {
+		k := strings.ToLower(h.GetKey())
+		v := h.GetValue()
+		if raw := h.GetRawValue(); len(raw) > 0 {
+			v = string(raw)
+		}
+		if prev, ok := m[k]; ok {
+			v = prev + "," + v
+		}
+		m[k] = v
+	}
+	return m
+}
+
+// grpcCode maps an outcome onto the status of the CheckResponse.
+var grpcCode = map[authz.Outcome]codes.Code{
+	authz.Allow:           codes.OK,
+	authz.Unauthenticated: codes.Unauthenticated,
+	authz.Forbidden:       codes.PermissionDenied,
+	authz.Unavailable:     codes.Unavailable,
+}
+
+// Response maps a transport-free decision onto Envoy's CheckResponse.
+func Response(d *authz.Decision) *authv3.CheckResponse {
+	if d.Allowed() {
+		return &authv3.CheckResponse{
+			Status: &rpcstatus.Status{Code: int32(codes.OK)},
+			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
+				Headers:         overwrite(d.Headers), // OVERWRITE_IF_EXISTS_OR_ADD, and append=false for older Envoys
+				HeadersToRemove: d.Remove,             // every identity header without a value: no spoofing
+			}},
+		}
+	}
+	return &authv3.CheckResponse{
+		Status: &rpcstatus.Status{Code: int32(grpcCode[d.Outcome]), Message: string(d.Reason)},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.Outcome.HTTPStatus())},
+			Headers: overwrite(d.Headers), // www-authenticate on 401; never token contents
+			Body:    d.Body,
+		}},
+	}
+}
+
+// overwrite makes header options that replace any value the request already has. Recent Envoys read
+// append_action; older ones read only the legacy append flag (envoyproxy/envoy#42857), so both are set.
+func overwrite(hs []authz.Header) []*corev3.HeaderValueOption {
+	out := make([]*corev3.HeaderValueOption, len(hs))
+	for i, h := range hs {
+		out[i] = &corev3.HeaderValueOption{
+			Header:       &corev3.HeaderValue{Key: h.Name, Value: h.Value},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+			Append:       wrapperspb.Bool(false),
+		}
+	}
+	return out
+}

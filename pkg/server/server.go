@@ -1,0 +1,170 @@
+// Package server runs the listeners: the gRPC server (ext_authz, health, reflection) and the admin HTTP
+// server (/healthz, /readyz, /metrics). It owns start-up, readiness and graceful stop; nothing else.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+)
+
+// AuthorizationService is the gRPC health service name Envoy and Kubernetes probe; "" is answered too.
+const AuthorizationService = "envoy.service.auth.v3.Authorization"
+
+// Options configure a Server.
+type Options struct {
+	GRPCAddr      string
+	AdminAddr     string
+	Authorization authv3.AuthorizationServer
+	// Ready reports whether every pool has loaded its keys; health answers NOT_SERVING until it is true.
+	Ready   func() bool
+	Metrics http.Handler // served at /metrics when set
+	Logger  *slog.Logger
+	// StopTimeout bounds the graceful stop; in-flight Checks past it are cut off (default 10s).
+	StopTimeout time.Duration
+}
+
+// Server is the running listeners.
+type Server struct {
+	opts   Options
+	grpc   *grpc.Server
+	health *health.Server
+	admin  *http.Server
+	gln    net.Listener
+	aln    net.Listener
+}
+
+// Listen binds both listeners, so their addresses are known before serving (tests use port 0).
+func Listen(ctx context.Context, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Ready == nil {
+		opts.Ready = func() bool { return true }
+	}
+	if opts.StopTimeout <= 0 {
+		opts.StopTimeout = 10 * time.Second
+	}
+	var lc net.ListenConfig
+	gln, err := lc.Listen(ctx, "tcp", opts.GRPCAddr)
+	if err != nil {
+		return nil, fmt.Errorf("server: grpc listener: %w", err)
+	}
+	aln, err := lc.Listen(ctx, "tcp", opts.AdminAddr)
+	if err != nil {
+		gln.Close()
+		return nil, fmt.Errorf("server: admin listener: %w", err)
+	}
+	s := &Server{opts: opts, gln: gln, aln: aln, health: health.NewServer()}
+	s.grpc = grpc.NewServer(
+		// Envoy holds a few long-lived HTTP/2 connections and multiplexes every Check over them.
+		grpc.MaxConcurrentStreams(1<<16),
+		grpc.MaxRecvMsgSize(4<<20),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	authv3.RegisterAuthorizationServer(s.grpc, opts.Authorization)
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	s.setHealth(false)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !opts.Ready() {
+			http.Error(w, "not ready: signing keys not loaded for every pool", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	if opts.Metrics != nil {
+		mux.Handle("GET /metrics", opts.Metrics)
+	}
+	s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	return s, nil
+}
+
+// GRPCAddr is the bound gRPC address.
+func (s *Server) GRPCAddr() string { return s.gln.Addr().String() }
+
+// AdminAddr is the bound admin address.
+func (s *Server) AdminAddr() string { return s.aln.Addr().String() }
+
+func (s *Server) setHealth(ready bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ready {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	s.health.SetServingStatus("", st)
+	s.health.SetServingStatus(AuthorizationService, st)
+}
+
+// Serve serves until ctx ends, then stops gracefully: health turns NOT_SERVING, in-flight Checks finish
+// (within StopTimeout), and it returns. An error means a listener failed.
+func (s *Server) Serve(ctx context.Context) error {
+	errc := make(chan error, 2)
+	go func() { errc <- s.grpc.Serve(s.gln) }()
+	go func() {
+		if err := s.admin.Serve(s.aln); !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	var wg sync.WaitGroup
+	wg.Go(func() { s.watchReady(ctx) })
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		err = fmt.Errorf("server: %w", err)
+	}
+	wg.Wait()
+	s.stop()
+	return err
+}
+
+// watchReady mirrors Ready into gRPC health until ctx ends.
+func (s *Server) watchReady(ctx context.Context) {
+	last := false
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if r := s.opts.Ready(); r != last {
+			s.setHealth(r)
+			s.opts.Logger.Info("readiness changed", "ready", r)
+			last = r
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) stop() {
+	s.health.Shutdown() // every watcher sees NOT_SERVING
+	done := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(done) }()
+	t := time.NewTimer(s.opts.StopTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		s.opts.Logger.Warn("graceful stop timed out; closing connections", "timeout", s.opts.StopTimeout)
+		s.grpc.Stop()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	s.admin.Shutdown(ctx)
+}
