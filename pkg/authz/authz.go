@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -51,7 +52,7 @@ type IdentityHeaders struct {
 // names lists every configured header name, fixed fields first, then claims in claim order.
 func (h IdentityHeaders) names() []string {
 	all := []string{h.Sub, h.Username, h.Groups, h.Scopes, h.ClientID, h.TokenUse, h.Email, h.Pool}
-	for _, c := range sortedKeys(h.Claims) {
+	for _, c := range slices.Sorted(maps.Keys(h.Claims)) {
 		all = append(all, h.Claims[c])
 	}
 	out := all[:0]
@@ -162,7 +163,7 @@ func (a *Authorizer) allow(id *token.Identity) Decision {
 	set(h.TokenUse, id.TokenUse)
 	set(h.Email, id.Email)
 	set(h.Pool, id.Pool)
-	for _, c := range sortedKeys(h.Claims) {
+	for _, c := range slices.Sorted(maps.Keys(h.Claims)) {
 		set(h.Claims[c], strings.Join(id.Claims[c], ","))
 	}
 	if !a.opts.ForwardToken {
@@ -199,13 +200,4 @@ func headerSafe(v string) bool {
 		}
 	}
 	return true
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

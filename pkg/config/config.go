@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -79,7 +81,7 @@ type Identity struct {
 // Headers lists every configured identity header name, fixed fields first, then claims in name order.
 func (id Identity) Headers() []string {
 	hs := []string{id.Sub, id.Username, id.Groups, id.Scopes, id.ClientID, id.TokenUse, id.Email, id.Pool}
-	for _, c := range sortedKeys(id.Claims) {
+	for _, c := range slices.Sorted(maps.Keys(id.Claims)) {
 		hs = append(hs, id.Claims[c])
 	}
 	out := hs[:0]

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"regexp"
@@ -162,7 +163,7 @@ func (c *Config) Validate() error {
 	if id.Sub == "" {
 		bad("identity.sub is required: upstreams need to know who is calling")
 	}
-	for _, claim := range sortedKeys(id.Claims) {
+	for _, claim := range slices.Sorted(maps.Keys(id.Claims)) {
 		if claim == "" {
 			bad("identity.claims: empty claim name")
 		}
@@ -207,13 +208,4 @@ func (p Pool) KeysURL() string {
 		return p.JWKSURL
 	}
 	return p.Issuers()[0] + "/.well-known/jwks.json"
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
