@@ -9,7 +9,6 @@ package policy
 import (
 	"errors"
 	"fmt"
-	"net"
 	"regexp"
 	"slices"
 	"strings"
@@ -261,12 +260,15 @@ func hasPathPrefix(path, prefix string) bool {
 	return len(path) == len(prefix) || strings.HasSuffix(prefix, "/") || path[len(prefix)] == '/'
 }
 
-// normalizeHost lower-cases the host and drops its port and any trailing dot.
+// normalizeHost lower-cases the host and drops its port, the brackets of an IPv6 literal and any trailing
+// dot. (By hand rather than net.SplitHostPort: this package stays free of the net stack.)
 func normalizeHost(h string) string {
-	if host, _, err := net.SplitHostPort(h); err == nil {
-		h = host
-	} else if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
-		h = h[1 : len(h)-1] // a bracketed IPv6 literal without port
+	if strings.HasPrefix(h, "[") {
+		if end := strings.IndexByte(h, ']'); end > 0 {
+			h = h[1:end] // "[::1]:80" and "[::1]"
+		}
+	} else if i := strings.LastIndexByte(h, ':'); i >= 0 && strings.IndexByte(h, ':') == i {
+		h = h[:i] // one colon: host:port. More than one is an unbracketed IPv6 literal: no port to drop.
 	}
 	h = strings.TrimSuffix(h, ".")
 	for i := 0; i < len(h); i++ {

@@ -96,6 +96,7 @@ func TestMatch(t *testing.T) {
 		{name: "host_suffix_not_apex", req: policy.Request{Method: "GET", Host: "tenants.example.com", Path: "/"}, want: "default"},
 		{name: "host_suffix_not_lookalike", req: policy.Request{Method: "GET", Host: "eviltenants.example.com", Path: "/"}, want: "default"},
 		{name: "host_ipv6_with_port", req: policy.Request{Method: "GET", Host: "[::1]:80", Path: "/"}, want: "default"},
+		{name: "host_suffix_with_port", req: policy.Request{Method: "GET", Host: "X.Tenants.example.com:8443", Path: "/"}, want: "tenants"},
 		{name: "regex", req: policy.Request{Method: "GET", Path: "/items/42"}, want: "items"},
 		{name: "regex_anchored_end", req: policy.Request{Method: "GET", Path: "/items/42/edit"}, want: "default"},
 		{name: "regex_anchored_start", req: policy.Request{Method: "GET", Path: "/x/items/42"}, want: "default"},
