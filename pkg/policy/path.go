@@ -15,7 +15,9 @@ import "strings"
 //   - Empty segments are merged ("//" → "/"), and "." and ".." segments are removed as RFC 3986 §5.2.4
 //     does, never climbing above the root: "/public/../admin" is "/admin", and so matches /admin rules and
 //     never /public ones.
-//   - A malformed escape ("%zz", a trailing "%") is kept as it is: no server can decode it either.
+//   - A "%" that starts no valid escape ("%zz", a trailing "%") is written "%25", the escape of a literal
+//     percent sign. Kept bare, it could join with a decoded character into a new escape ("%7%41" would
+//     become "%7A"), and the normal form would not be normal.
 //
 // https://www.rfc-editor.org/rfc/rfc3986#section-6.2.2
 func NormalizePath(raw string) string {
@@ -80,7 +82,8 @@ func isNormal(p string) bool {
 	return true
 }
 
-// unescapeUnreserved decodes %XX escapes of unreserved characters and upper-cases the hex of all others.
+// unescapeUnreserved decodes %XX escapes of unreserved characters, upper-cases the hex of all others, and
+// escapes a bare "%".
 func unescapeUnreserved(s string) string {
 	if strings.IndexByte(s, '%') < 0 {
 		return s
@@ -102,6 +105,10 @@ func unescapeUnreserved(s string) string {
 				i += 2
 				continue
 			}
+		}
+		if c == '%' {
+			b.WriteString("%25")
+			continue
 		}
 		b.WriteByte(c)
 	}
