@@ -6,7 +6,7 @@ SHELL := /bin/bash
 GO       ?= go
 BIN      := bin/cognito-authz
 # Every fuzz target, as package:Target. `make test` runs each briefly; `make fuzz` runs each for FUZZTIME.
-FUZZ_TARGETS := ./pkg/token:FuzzExtract ./pkg/token:FuzzVerify ./pkg/extauthz:FuzzCheck ./pkg/config:FuzzParse
+FUZZ_TARGETS := ./pkg/token:FuzzExtract ./pkg/token:FuzzVerify ./pkg/extauthz:FuzzCheck ./pkg/config:FuzzParse ./pkg/policy:FuzzMatch
 FUZZTIME ?= 60s
 
 # cognito-local, the offline Cognito emulator the e2e tests (pkg/e2e) run. Pinned; bump together with

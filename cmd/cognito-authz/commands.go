@@ -69,11 +69,30 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
-	return serve(ctx, cfg, log, func(srv *server.Server) {
+	o := serveOptions{listening: func(srv *server.Server, _ *service) {
 		if iss != nil {
 			devBanner(stdout, iss, srv)
 		}
-	})
+	}}
+	if *path != "" {
+		// A reload reads the file as start-up did: the dev pool and the environment apply again.
+		o.watch = *path
+		o.load = func() (*config.Config, error) {
+			c, err := config.Load(*path)
+			if err != nil {
+				return nil, err
+			}
+			if iss != nil {
+				c.Pools = slices.DeleteFunc(c.Pools, func(p config.Pool) bool { return p.Name == "dev" })
+				c.Pools = append(c.Pools, config.Pool{Name: "dev", Issuer: iss.URL, ClientIDs: []string{iss.ClientID}, TokenUse: "any"})
+			}
+			if err := c.ApplyEnv(os.LookupEnv); err != nil {
+				return nil, err
+			}
+			return c, nil
+		}
+	}
+	return serve(ctx, cfg, log, o)
 }
 
 // devBanner prints a valid token and ready-to-paste commands for an allow and two denies.
@@ -227,7 +246,9 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 	if err != nil {
 		return exitError, err
 	}
-	a, err := build(cfg, newLogger(config.Log{Level: "error", Format: "text"}, stderr))
+	// verify judges the token alone, whatever route rules the file has.
+	cfg.Rules, cfg.Default = nil, "authenticated"
+	a, err := build(cfg, newKeys(newLogger(config.Log{Level: "error", Format: "text"}, stderr)))
 	if err != nil {
 		return exitError, err
 	}

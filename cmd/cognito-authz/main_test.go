@@ -89,19 +89,19 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-// service is a running serve(); stop cancels its context and returns what serve returned.
-type service struct {
+// runningService is a running serve(); stop cancels its context and returns what serve returned.
+type runningService struct {
 	grpcAddr, adminAddr string
 	stop                func() error
 }
 
 // launch runs serve in-process until stop is called.
-func launch(t *testing.T, cfg *config.Config) *service {
+func launch(t *testing.T, cfg *config.Config) *runningService {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	bound := make(chan *server.Server, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, testLogger(t), func(s *server.Server) { bound <- s }) }()
+	go func() { done <- serve(ctx, cfg, testLogger(t), serveOptions{listening: func(s *server.Server, _ *service) { bound <- s }}) }()
 	stop := func() error {
 		cancel()
 		select {
@@ -113,7 +113,7 @@ func launch(t *testing.T, cfg *config.Config) *service {
 	}
 	select {
 	case s := <-bound:
-		return &service{grpcAddr: s.GRPCAddr(), adminAddr: s.AdminAddr(), stop: stop}
+		return &runningService{grpcAddr: s.GRPCAddr(), adminAddr: s.AdminAddr(), stop: stop}
 	case err := <-done:
 		cancel()
 		t.Fatalf("serve returned before listening: %v", err)
@@ -645,7 +645,7 @@ pools:
     client_ids: []
     token_use: access
 `)
-	unknownKey := writeFile(t, "unknown.yaml", "pools: []\nrules: []\n")
+	unknownKey := writeFile(t, "unknown.yaml", "pools: []\nroutes: []\n")
 	tests := []struct {
 		name       string
 		args       []string
@@ -665,7 +665,7 @@ pools:
 				`  - invalid config: pools[0] (main).client_ids: at least one app client id is required`,
 			},
 		},
-		{name: "unknown_key", args: []string{"config", "check", "-config", unknownKey}, wantCode: 1, wantStdout: []string{"rules"}},
+		{name: "unknown_key", args: []string{"config", "check", "-config", unknownKey}, wantCode: 1, wantStdout: []string{"routes"}},
 		{name: "env_override_invalid", args: []string{"config", "check", "-config", valid}, env: map[string]string{"COGNITO_AUTHZ_LOG_FORMAT": "xml"}, wantCode: 1, wantStdout: []string{`log.format "xml"`}},
 		{name: "missing_file", args: []string{"config", "check", "-config", valid + ".nope"}, wantCode: 1, wantStdout: []string{"no such file"}},
 		{name: "no_config", args: []string{"config", "check"}, wantCode: 2, wantStderr: []string{"-config FILE is required"}},

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync"
 
 	"github.com/cognito-authz/cognito-authz/pkg/authz"
 	"github.com/cognito-authz/cognito-authz/pkg/config"
 	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
 	"github.com/cognito-authz/cognito-authz/pkg/jwks"
+	"github.com/cognito-authz/cognito-authz/pkg/policy"
 	"github.com/cognito-authz/cognito-authz/pkg/server"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
@@ -32,26 +32,41 @@ type app struct {
 	authorizer *authz.Authorizer
 }
 
-// build maps the config onto the packages' options. Nothing is fetched yet: run the sets to load them.
-func build(cfg *config.Config, log *slog.Logger) (*app, error) {
-	a := &app{}
-	pools := make([]token.Pool, 0, len(cfg.Pools))
-	for _, p := range cfg.Pools {
-		set, err := jwks.New(jwks.Options{
+// keysFunc gives the key set of a pool: a new one, or (on reload) the one already loaded for it.
+type keysFunc func(cfg *config.Config, p config.Pool) (*jwks.Set, error)
+
+// newKeys makes a new, unloaded key set for p.
+func newKeys(log *slog.Logger) keysFunc {
+	return func(cfg *config.Config, p config.Pool) (*jwks.Set, error) {
+		return jwks.New(jwks.Options{
 			URL:              p.KeysURL(),
 			RefreshInterval:  cfg.JWKS.RefreshInterval.Std(),
 			UnknownKIDWindow: cfg.JWKS.UnknownKIDWindow.Std(),
 			FetchTimeout:     cfg.JWKS.FetchTimeout.Std(),
 			Logger:           log.With("pool", p.Name),
 		})
+	}
+}
+
+// build maps the config onto the packages' options. Nothing is fetched: run the sets keys returns to load
+// them.
+func build(cfg *config.Config, keys keysFunc) (*app, error) {
+	a := &app{}
+	pools := make([]token.Pool, 0, len(cfg.Pools))
+	for _, p := range cfg.Pools {
+		set, err := keys(cfg, p)
 		if err != nil {
 			return nil, fmt.Errorf("pool %s: %w", p.Name, err)
 		}
 		a.sets = append(a.sets, set)
 		pools = append(pools, token.Pool{Name: p.Name, Issuers: p.Issuers(), ClientIDs: p.ClientIDs, TokenUse: p.TokenUse, Keys: set})
 	}
+	pol, err := buildPolicy(cfg)
+	if err != nil {
+		return nil, err
+	}
 	id := cfg.Identity
-	claimNames := make([]string, 0, len(id.Claims))
+	claimNames := pol.Claims() // requirements read these claims: the verifier must keep them
 	for c := range id.Claims {
 		claimNames = append(claimNames, c)
 	}
@@ -62,8 +77,14 @@ func build(cfg *config.Config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	sources := make([]token.Source, len(cfg.Token.Sources))
+	for i, s := range cfg.Token.Sources {
+		sources[i] = token.Source{Header: s.Header, Prefix: s.Prefix, Cookie: s.Cookie}
+	}
 	a.authorizer, err = authz.New(authz.Options{
 		Verifier: v,
+		Policy:   pol,
+		Sources:  sources,
 		MaxBytes: cfg.Token.MaxBytes,
 		Headers: authz.IdentityHeaders{
 			Sub: id.Sub, Username: id.Username, Groups: id.Groups, Scopes: id.Scopes, ClientID: id.ClientID,
@@ -77,43 +98,87 @@ func build(cfg *config.Config, log *slog.Logger) (*app, error) {
 	return a, nil
 }
 
-// ready reports whether every pool's keys have loaded at least once.
-func (a *app) ready() bool {
-	for _, s := range a.sets {
-		if !s.Ready() {
-			return false
-		}
+// buildPolicy maps config rules onto policy rules.
+func buildPolicy(cfg *config.Config) (*policy.Policy, error) {
+	def, err := policy.ParseAction(cfg.Default)
+	if err != nil {
+		return nil, err
 	}
-	return true
+	rules := make([]policy.Rule, 0, len(cfg.Rules))
+	for _, r := range cfg.Rules {
+		action, err := policy.ParseAction(r.Action)
+		if err != nil {
+			return nil, fmt.Errorf("rule %s: %w", r.Name, err)
+		}
+		m := r.Match
+		pr := policy.Rule{
+			Name:   r.Name,
+			Action: action,
+			Match: policy.Match{Host: m.Host, PathExact: m.PathExact, PathPrefix: m.PathPrefix, PathRegex: m.PathRegex,
+				Methods: m.Methods, ContextExtensions: m.ContextExtensions},
+			AnonymousOnInvalid: r.OptionalInvalid == "anonymous",
+		}
+		if m.Method != "" {
+			pr.Match.Methods = []string{m.Method}
+		}
+		if q := r.Require; q != nil {
+			pr.Require = policy.Require{Pools: q.Pools, TokenUse: q.TokenUse, GroupsAny: q.GroupsAny, GroupsAll: q.GroupsAll,
+				ScopesAny: q.ScopesAny, ScopesAll: q.ScopesAll}
+			if len(q.Claims) > 0 {
+				pr.Require.Claims = make(map[string][]string, len(q.Claims))
+				for k, v := range q.Claims {
+					pr.Require.Claims[k] = v
+				}
+			}
+		}
+		rules = append(rules, pr)
+	}
+	return policy.New(rules, def)
 }
 
-// serve runs the key sets and the listeners until ctx ends. listening, when set, is called with the server
-// once it is bound.
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, listening func(*server.Server)) error {
-	a, err := build(cfg, log)
+// serveOptions are the optional parts of serve.
+type serveOptions struct {
+	// load reads the config again, for reloads; nil turns reloading off.
+	load func() (*config.Config, error)
+	// watch is the config file to watch for changes ("" watches nothing; SIGHUP still reloads).
+	watch string
+	// listening, when set, is called once the listeners are bound.
+	listening func(*server.Server, *service)
+}
+
+// serve runs the key sets and the listeners until ctx ends, reloading the config on SIGHUP and on a change of
+// the watched file.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, o serveOptions) error {
+	setsCtx, stopSets := context.WithCancel(ctx)
+	svc, err := newService(setsCtx, cfg, log, o.load)
 	if err != nil {
+		stopSets()
 		return err
 	}
+	defer svc.wait()
+	defer stopSets()
+	current := func() extauthz.Checker { return svc.authorizer() }
 	srv, err := server.Listen(ctx, server.Options{
 		GRPCAddr:      cfg.Server.GRPCAddr,
+		HTTPAddr:      cfg.Server.HTTPAddr,
 		AdminAddr:     cfg.Server.AdminAddr,
-		Authorization: extauthz.NewServer(func() extauthz.Checker { return a.authorizer }),
-		Ready:         a.ready,
-		Logger:        log,
+		Authorization: extauthz.NewServer(current),
+		HTTP: extauthz.NewHTTPHandler(current, extauthz.HTTPOptions{
+			PathPrefix: cfg.Server.HTTPPathPrefix, TrustForwarded: cfg.Server.HTTPTrustForwarded,
+		}),
+		Ready:  svc.ready,
+		Logger: log,
 	})
 	if err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	setsCtx, stopSets := context.WithCancel(ctx)
-	defer stopSets()
-	for _, s := range a.sets {
-		wg.Go(func() { s.Run(setsCtx) })
+	if o.load != nil {
+		go svc.reloadOn(setsCtx, o.watch)
 	}
-	log.Info("cognito-authz listening", "grpc", srv.GRPCAddr(), "admin", srv.AdminAddr(), "pools", len(cfg.Pools))
-	if listening != nil {
-		listening(srv)
+	log.Info("cognito-authz listening", "grpc", srv.GRPCAddr(), "http", srv.HTTPAddr(), "admin", srv.AdminAddr(),
+		"pools", len(cfg.Pools), "rules", len(cfg.Rules))
+	if o.listening != nil {
+		o.listening(srv, svc)
 	}
 	err = srv.Serve(ctx)
 	log.Info("cognito-authz stopped")

@@ -1,16 +1,19 @@
-// Package authz decides: it turns a transport-free Request into a Decision by finding the token, verifying
-// it and building the identity headers. It is the only place that combines token, headers and (later)
-// policy and cache; the transports in extauthz only translate.
+// Package authz decides: it turns a transport-free Request into a Decision by asking the policy which rule
+// applies, finding and verifying the token the rule needs, checking the rule's requirements and building the
+// identity headers. It is the only place that combines policy, token and headers; the transports in
+// extauthz only translate.
 package authz
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
 
+	"github.com/cognito-authz/cognito-authz/pkg/policy"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
 
@@ -31,13 +34,13 @@ type Header struct{ Name, Value string }
 type Decision struct {
 	Outcome     Outcome
 	Reason      Reason
-	Description string   // client-facing, fixed text
-	Headers     []Header // allow: identity headers to set; deny: headers of the deny response
-	Remove      []string // allow: identity headers to remove from the request (every one not set)
-	Body        string   // deny: JSON body
-	Identity    *token.Identity
-	Rule        string
-	Err         error // the cause of a deny, for logs; never sent to the client
+	Description string          // client-facing, fixed text
+	Headers     []Header        // allow: identity headers to set; deny: headers of the deny response
+	Remove      []string        // allow: identity headers to remove from the request (every one not set)
+	Body        string          // deny: JSON body
+	Identity    *token.Identity // nil on an anonymous allow and on every deny before verification
+	Rule        string          // the name of the matched rule, or "default"
+	Err         error           // the cause of a deny, for logs; never sent to the client
 }
 
 // Allowed reports whether the request may proceed.
@@ -67,6 +70,9 @@ func (h IdentityHeaders) names() []string {
 // Options configure an Authorizer.
 type Options struct {
 	Verifier *token.Verifier
+	// Policy picks the rule of each request; nil is no rules and default authenticated. The Verifier must
+	// keep every claim Policy.Claims names (token.WithClaims), or claim requirements can never be met.
+	Policy   *policy.Policy
 	Sources  []token.Source // default: Authorization: Bearer
 	MaxBytes int            // token length bound, default 8 KiB
 	Headers  IdentityHeaders
@@ -76,10 +82,15 @@ type Options struct {
 
 // Authorizer makes Decisions. It is safe for concurrent use.
 type Authorizer struct {
-	opts   Options
-	names  []string            // every identity header
-	denies map[Reason]Decision // prebuilt: bodies and headers are fixed per reason
+	opts      Options
+	names     []string                 // every identity header
+	denies    map[Reason]Decision      // prebuilt: bodies and headers are fixed per reason
+	forbidden [len(forbidden)]Decision // prebuilt, by policy.Unmet
+	anonymous []string                 // what an anonymous allow removes: every identity header (and authorization)
 }
+
+// errRuleDenied is the logged cause of a deny rule.
+var errRuleDenied = errors.New("the matching rule denies every request")
 
 // New makes an Authorizer.
 func New(opts Options) (*Authorizer, error) {
@@ -92,10 +103,32 @@ func New(opts Options) (*Authorizer, error) {
 	if opts.MaxBytes <= 0 {
 		opts.MaxBytes = 8 << 10
 	}
+	if opts.Policy == nil {
+		p, err := policy.New(nil, policy.Authenticated)
+		if err != nil {
+			return nil, err
+		}
+		opts.Policy = p
+	}
 	a := &Authorizer{opts: opts, names: opts.Headers.names(), denies: map[Reason]Decision{}}
 	for r, info := range reasonInfo {
 		a.denies[r] = denial(info.outcome, r, info.text)
 	}
+	for u, f := range forbidden {
+		if f.reason == "" {
+			continue // policy.Met
+		}
+		text := f.text
+		if text == "" {
+			text = reasonInfo[f.reason].text
+		}
+		a.forbidden[u] = denial(Forbidden, f.reason, text)
+	}
+	a.anonymous = slices.Clone(a.names)
+	if !opts.ForwardToken {
+		a.anonymous = append(a.anonymous, "authorization")
+	}
+	a.anonymous = slices.Clip(a.anonymous) // a caller appending to Remove must not write into the shared array
 	return a, nil
 }
 
@@ -115,35 +148,62 @@ func denial(o Outcome, r Reason, text string) Decision {
 }
 
 // Check decides one request. It never panics and never blocks longer than ctx allows; every path that is
-// not a verified allow is a deny (fail closed).
+// not an allow the matched rule grants is a deny (fail closed).
 func (a *Authorizer) Check(ctx context.Context, r *Request) Decision {
+	rule := a.opts.Policy.Match(&policy.Request{Method: r.Method, Host: r.Host, Path: r.Path, ContextExtensions: r.ContextExtensions})
 	if err := ctx.Err(); err != nil {
 		// Envoy gave up on us: whatever we answer is not used, but never allow on a cancelled request.
-		return a.deny(ReasonKeysUnavailable, err)
+		return a.deny(rule, ReasonKeysUnavailable, err)
+	}
+	switch rule.Action {
+	case policy.Deny:
+		return a.deny(rule, ReasonRuleDenied, errRuleDenied)
+	case policy.Allow:
+		return a.anonymousAllow(rule)
 	}
 	raw, err := token.Extract(r.Headers, a.opts.Sources, a.opts.MaxBytes)
-	if err != nil {
-		return a.deny(reasonOf(err), err)
+	var id *token.Identity
+	if err == nil {
+		id, err = a.opts.Verifier.Verify(ctx, raw)
 	}
-	id, err := a.opts.Verifier.Verify(ctx, raw)
 	if err != nil {
-		return a.deny(reasonOf(err), err)
+		// Optional: no credential is anonymous; a credential that does not verify is refused unless the
+		// rule says to treat it like none. Either way no identity header reaches the upstream.
+		if rule.Action == policy.Optional && (errors.Is(err, token.ErrMissing) || rule.AnonymousOnInvalid) {
+			return a.anonymousAllow(rule)
+		}
+		return a.deny(rule, reasonOf(err), err)
 	}
-	return a.allow(id)
+	if rule.Action == policy.Authenticated {
+		s := policy.Subject{Pool: id.Pool, TokenUse: id.TokenUse, Groups: id.Groups, Scope: id.Scope, Claims: id.Claims}
+		if u := rule.Require.Check(&s); u != policy.Met {
+			d := a.forbidden[u]
+			d.Rule, d.Identity = rule.Name, id
+			d.Err = fmt.Errorf("rule %s: %s", rule.Name, d.Reason)
+			return d
+		}
+	}
+	return a.allow(rule, id)
 }
 
-func (a *Authorizer) deny(r Reason, err error) Decision {
+func (a *Authorizer) deny(rule *policy.Rule, r Reason, err error) Decision {
 	d := a.denies[r]
-	d.Rule = "default"
+	d.Rule = rule.Name
 	d.Err = err
 	return d
 }
 
+// anonymousAllow lets the request through without identity: every identity header is removed, so a client
+// can never smuggle one upstream on a public route either.
+func (a *Authorizer) anonymousAllow(rule *policy.Rule) Decision {
+	return Decision{Outcome: Allow, Reason: ReasonAnonymous, Rule: rule.Name, Remove: a.anonymous}
+}
+
 // allow sets every identity header the identity has a value for and removes all the others, so a client
 // can never smuggle one of them upstream.
-func (a *Authorizer) allow(id *token.Identity) Decision {
+func (a *Authorizer) allow(rule *policy.Rule, id *token.Identity) Decision {
 	h := a.opts.Headers
-	d := Decision{Outcome: Allow, Reason: ReasonOK, Identity: id, Rule: "default",
+	d := Decision{Outcome: Allow, Reason: ReasonOK, Identity: id, Rule: rule.Name,
 		Headers: make([]Header, 0, len(a.names))}
 	set := func(name, value string) {
 		if name == "" {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/cognito-authz/cognito-authz/pkg/policy"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
 
@@ -35,6 +36,7 @@ type Reason string
 // The reasons.
 const (
 	ReasonOK               Reason = "ok"                  // allowed with a valid token
+	ReasonAnonymous        Reason = "anonymous"           // allowed without identity: an allow rule, or optional without a token
 	ReasonTokenMissing     Reason = "token_missing"       // no credential in any source
 	ReasonTokenMalformed   Reason = "token_malformed"     // not a compact JWS, bad base64 or JSON
 	ReasonTokenTooLarge    Reason = "token_too_large"     // over token.max_bytes, not parsed
@@ -50,15 +52,28 @@ const (
 	ReasonClaimsInvalid    Reason = "claims_invalid"      // required claim missing, wrong type, or insane value
 	ReasonTokenUseMismatch Reason = "token_use_mismatch"  // access where id is required, or the reverse
 	ReasonClientMismatch   Reason = "client_mismatch"     // client_id / aud not among the pool's client_ids
+
+	// Policy reasons: the request was authenticated (or needed not be) but a rule refuses it. All are 403.
+	ReasonRuleDenied     Reason = "rule_denied"      // the matching rule's action is deny
+	ReasonPoolNotAllowed Reason = "pool_not_allowed" // require.pools does not list the token's pool
+	ReasonGroupRequired  Reason = "group_required"   // require.groups_any / groups_all not met
+	ReasonScopeRequired  Reason = "scope_required"   // require.scopes_any / scopes_all not met
+	ReasonClaimRequired  Reason = "claim_required"   // require.claims not met
+	// A valid token of the wrong kind for the route (require.token_use) is ReasonTokenUseMismatch with
+	// outcome Forbidden, not the Unauthenticated of a pool that takes no such tokens: see forbidden.
 )
 
 // Reasons lists every reason, in the order of the README's table.
 var Reasons = []Reason{
-	ReasonOK, ReasonTokenMissing, ReasonTokenMalformed, ReasonTokenTooLarge, ReasonAlgNotAllowed,
+	ReasonOK, ReasonAnonymous, ReasonTokenMissing, ReasonTokenMalformed, ReasonTokenTooLarge, ReasonAlgNotAllowed,
 	ReasonKIDMissing, ReasonHeaderNotAllowed, ReasonIssuerUnknown, ReasonKeyUnknown, ReasonKeysUnavailable,
 	ReasonSignatureInvalid, ReasonTokenExpired, ReasonTokenNotYetValid, ReasonClaimsInvalid,
 	ReasonTokenUseMismatch, ReasonClientMismatch,
+	ReasonRuleDenied, ReasonPoolNotAllowed, ReasonGroupRequired, ReasonScopeRequired, ReasonClaimRequired,
 }
+
+// allowReasons are the reasons of an allow: they have no deny.
+var allowReasons = []Reason{ReasonOK, ReasonAnonymous}
 
 // reasonInfo is the outcome and the client-facing description of each deny reason. Descriptions are fixed
 // text: they never echo the token or its claims.
@@ -81,6 +96,24 @@ var reasonInfo = map[Reason]struct {
 	ReasonClaimsInvalid:    {Unauthenticated, "the token claims are missing or invalid"},
 	ReasonTokenUseMismatch: {Unauthenticated, "the token is of the wrong type (access or id)"},
 	ReasonClientMismatch:   {Unauthenticated, "the token was issued to an app client that is not allowed"},
+	ReasonRuleDenied:       {Forbidden, "this route is closed by policy"},
+	ReasonPoolNotAllowed:   {Forbidden, "tokens of this user pool may not call this route"},
+	ReasonGroupRequired:    {Forbidden, "the token lacks a group this route requires"},
+	ReasonScopeRequired:    {Forbidden, "the token lacks a scope this route requires"},
+	ReasonClaimRequired:    {Forbidden, "the token lacks a claim value this route requires"},
+}
+
+// forbidden maps an unmet requirement onto its reason and, for the one reason that is also a 401, the 403
+// description it has here.
+var forbidden = [...]struct {
+	reason Reason
+	text   string
+}{
+	policy.UnmetPool:     {ReasonPoolNotAllowed, ""},
+	policy.UnmetTokenUse: {ReasonTokenUseMismatch, "this route requires the other kind of token (access or id)"},
+	policy.UnmetGroup:    {ReasonGroupRequired, ""},
+	policy.UnmetScope:    {ReasonScopeRequired, ""},
+	policy.UnmetClaim:    {ReasonClaimRequired, ""},
 }
 
 // reasonOf maps a token error onto its reason. Unknown errors are malformed: fail closed.

@@ -25,6 +25,8 @@ type Config struct {
 	JWKS     JWKS     `yaml:"jwks"`
 	Pools    []Pool   `yaml:"pools"`
 	Identity Identity `yaml:"identity"`
+	Rules    []Rule   `yaml:"rules"`   // first match wins
+	Default  string   `yaml:"default"` // authenticated | allow | deny: what applies when no rule matches
 }
 
 // Server holds the listen addresses.
@@ -32,6 +34,14 @@ type Server struct {
 	GRPCAddr  string `yaml:"grpc_addr"`  // Envoy ext_authz gRPC
 	HTTPAddr  string `yaml:"http_addr"`  // Envoy ext_authz HTTP; empty turns it off
 	AdminAddr string `yaml:"admin_addr"` // /healthz /readyz /metrics
+	// HTTPPathPrefix is stripped from the path of HTTP ext_authz requests: Envoy's http_service
+	// path_prefix (Istio envoyExtAuthzHttp pathPrefix), or the location nginx auth_request calls.
+	HTTPPathPrefix string `yaml:"http_path_prefix"`
+	// HTTPTrustForwarded takes the original method, URI and host of HTTP ext_authz requests from
+	// X-Forwarded-Method, X-Forwarded-Uri (or X-Original-URI) and X-Forwarded-Host, as Traefik ForwardAuth
+	// and nginx auth_request send them. Only for a proxy that always sets these headers itself: otherwise a
+	// client would choose the path its request is judged by.
+	HTTPTrustForwarded bool `yaml:"http_trust_forwarded"`
 }
 
 // Log sets the level and format of the service's logs.
@@ -44,6 +54,69 @@ type Log struct {
 type Token struct {
 	MaxBytes int      `yaml:"max_bytes"` // longer tokens are rejected before any parsing
 	Leeway   Duration `yaml:"leeway"`    // clock skew allowed on exp, nbf and iat
+	// Sources are the places a token is looked for, in order; the first that holds a credential is used.
+	Sources []TokenSource `yaml:"sources"`
+}
+
+// TokenSource is one place a token may be: a header (after an optional scheme prefix) or a cookie.
+type TokenSource struct {
+	Header string `yaml:"header,omitempty"` // lower-case header name
+	Prefix string `yaml:"prefix,omitempty"` // scheme before the token, e.g. "Bearer "; header only
+	Cookie string `yaml:"cookie,omitempty"` // cookie name
+}
+
+// Rule is one entry of the route policy.
+type Rule struct {
+	Name   string `yaml:"name"`
+	Match  Match  `yaml:"match"`
+	Action string `yaml:"action"` // authenticated (default) | allow | deny | optional
+	// OptionalInvalid is what an optional rule does with a token that does not verify: deny (401, the
+	// default) or anonymous (let it through without identity).
+	OptionalInvalid string   `yaml:"optional_invalid"`
+	Require         *Require `yaml:"require,omitempty"` // only with action authenticated
+}
+
+// Match selects the requests a rule governs; every key set must hold.
+type Match struct {
+	Host              string            `yaml:"host"` // api.example.com or *.example.com; port ignored
+	PathExact         string            `yaml:"path_exact"`
+	PathPrefix        string            `yaml:"path_prefix"` // segment-aware
+	PathRegex         string            `yaml:"path_regex"`  // RE2, anchored
+	Method            string            `yaml:"method"`
+	Methods           []string          `yaml:"methods"`
+	ContextExtensions map[string]string `yaml:"context_extensions"` // Envoy per-route check_settings
+}
+
+// Require is what a valid token must also have on a rule's routes.
+type Require struct {
+	Pools     []string              `yaml:"pools"`
+	TokenUse  string                `yaml:"token_use"` // access | id
+	GroupsAny []string              `yaml:"groups_any"`
+	GroupsAll []string              `yaml:"groups_all"`
+	ScopesAny []string              `yaml:"scopes_any"`
+	ScopesAll []string              `yaml:"scopes_all"`
+	Claims    map[string]StringList `yaml:"claims"` // claim → allowed values
+}
+
+// StringList is a list of strings written as a YAML sequence or, for one value, a scalar.
+type StringList []string
+
+// UnmarshalYAML reads a scalar as a list of one.
+func (l *StringList) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		var s string
+		if err := n.Decode(&s); err != nil {
+			return err
+		}
+		*l = StringList{s}
+		return nil
+	}
+	var ss []string
+	if err := n.Decode(&ss); err != nil {
+		return fmt.Errorf("line %d: want a string or a list of strings: %w", n.Line, err)
+	}
+	*l = ss
+	return nil
 }
 
 // JWKS controls how each pool's key set is fetched.
@@ -122,7 +195,8 @@ func Default() Config {
 	return Config{
 		Server: Server{GRPCAddr: ":9001", AdminAddr: ":9090"},
 		Log:    Log{Level: "info", Format: "json"},
-		Token:  Token{MaxBytes: 8 << 10, Leeway: Duration(30 * time.Second)},
+		Token: Token{MaxBytes: 8 << 10, Leeway: Duration(30 * time.Second),
+			Sources: []TokenSource{{Header: "authorization", Prefix: "Bearer "}}},
 		JWKS: JWKS{
 			RefreshInterval:  Duration(time.Hour),
 			UnknownKIDWindow: Duration(time.Minute),
@@ -139,6 +213,7 @@ func Default() Config {
 			Pool:         "x-auth-pool",
 			ForwardToken: &forward,
 		},
+		Default: "authenticated",
 	}
 }
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -42,9 +43,12 @@ func TestParseFullFile(t *testing.T) {
 		t.Fatalf("Parse(testdata/full.yaml) error = %v", err)
 	}
 	want := &Config{
-		Server: Server{GRPCAddr: "127.0.0.1:19001", HTTPAddr: "127.0.0.1:19002", AdminAddr: "127.0.0.1:19090"},
-		Log:    Log{Level: "debug", Format: "text"},
-		Token:  Token{MaxBytes: 4096, Leeway: Duration(10 * time.Second)},
+		Server: Server{GRPCAddr: "127.0.0.1:19001", HTTPAddr: "127.0.0.1:19002", AdminAddr: "127.0.0.1:19090",
+			HTTPPathPrefix: "/authz", HTTPTrustForwarded: true},
+		Log: Log{Level: "debug", Format: "text"},
+		Token: Token{MaxBytes: 4096, Leeway: Duration(10 * time.Second), Sources: []TokenSource{
+			{Header: "authorization", Prefix: "Bearer "}, {Cookie: "id_token"}, {Header: "x-amzn-oidc-accesstoken"},
+		}},
 		JWKS: JWKS{
 			RefreshInterval:  Duration(30 * time.Minute),
 			UnknownKIDWindow: Duration(30 * time.Second),
@@ -63,6 +67,18 @@ func TestParseFullFile(t *testing.T) {
 			Claims:       map[string]string{"custom:tenant": "x-user-tenant", "email": "x-user-email"},
 			ForwardToken: ptr(false),
 		},
+		Rules: []Rule{
+			{Name: "health", Match: Match{PathPrefix: "/healthz"}, Action: "allow"},
+			{Name: "preflight", Match: Match{Method: "OPTIONS"}, Action: "allow"},
+			{Name: "orders", Match: Match{Host: "*.example.com", PathRegex: "/orders/[0-9]+", Methods: []string{"POST", "put"},
+				ContextExtensions: map[string]string{"policy": "orders"}},
+				Require: &Require{Pools: []string{"main"}, TokenUse: "access", GroupsAny: []string{"admins"}, GroupsAll: []string{"users"},
+					ScopesAny: []string{"orders/write"}, ScopesAll: []string{"openid"},
+					Claims: map[string]StringList{"custom:tenant": {"acme"}, "roles": {"a", "b"}}}},
+			{Name: "feed", Match: Match{Host: "api.example.com", PathExact: "/feed"}, Action: "optional", OptionalInvalid: "anonymous"},
+			{Name: "closed", Match: Match{PathPrefix: "/closed"}, Action: "deny"},
+		},
+		Default: "deny",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Parse(testdata/full.yaml) mismatch (-want +got):\n%s", diff)
@@ -101,6 +117,19 @@ func TestParseDefaults(t *testing.T) {
 			want: withPool(func(c *Config) { c.Identity.Email, c.Identity.Pool = "", "" }),
 		},
 		{
+			// A list replaces the default list: it is not merged with it element by element.
+			name: "sources_replace_the_default",
+			data: minimal + "token: {sources: [{cookie: id_token}]}\n",
+			want: withPool(func(c *Config) { c.Token.Sources = []TokenSource{{Cookie: "id_token"}} }),
+		},
+		{
+			name: "claim_values_scalar_or_list",
+			data: minimal + "rules: [{name: a, require: {claims: {x: one, y: [two, three], z: true}}}]\n",
+			want: withPool(func(c *Config) {
+				c.Rules = []Rule{{Name: "a", Require: &Require{Claims: map[string]StringList{"x": {"one"}, "y": {"two", "three"}, "z": {"true"}}}}}
+			}),
+		},
+		{
 			name: "explicit_document_start",
 			data: "---" + minimal,
 			want: withPool(nil),
@@ -127,13 +156,15 @@ func TestDefaultValues(t *testing.T) {
 	want := Config{
 		Server: Server{GRPCAddr: ":9001", HTTPAddr: "", AdminAddr: ":9090"},
 		Log:    Log{Level: "info", Format: "json"},
-		Token:  Token{MaxBytes: 8192, Leeway: Duration(30 * time.Second)},
-		JWKS:   JWKS{RefreshInterval: Duration(time.Hour), UnknownKIDWindow: Duration(time.Minute), FetchTimeout: Duration(5 * time.Second)},
+		Token: Token{MaxBytes: 8192, Leeway: Duration(30 * time.Second),
+			Sources: []TokenSource{{Header: "authorization", Prefix: "Bearer "}}},
+		JWKS: JWKS{RefreshInterval: Duration(time.Hour), UnknownKIDWindow: Duration(time.Minute), FetchTimeout: Duration(5 * time.Second)},
 		Identity: Identity{
 			Sub: "x-auth-sub", Username: "x-auth-username", Groups: "x-auth-groups", Scopes: "x-auth-scopes",
 			ClientID: "x-auth-client-id", TokenUse: "x-auth-token-use", Email: "x-auth-email", Pool: "x-auth-pool",
 			ForwardToken: ptr(true),
 		},
+		Default: "authenticated",
 	}
 	if diff := cmp.Diff(want, d); diff != "" {
 		t.Errorf("Default() mismatch (-want +got):\n%s", diff)
@@ -163,6 +194,10 @@ func TestParseRejects(t *testing.T) {
 		{name: "max_bytes_not_int", data: minimal + "token: {max_bytes: lots}\n", want: []string{"lots"}},
 		{name: "forward_token_null", data: minimal + "identity: {forward_token: null}\n", want: []string{"identity.forward_token must be true or false"}},
 		{name: "not_a_mapping", data: "just a string\n", want: []string{"cannot unmarshal"}},
+		{name: "unknown_rule_key", data: minimal + "rules: [{name: a, match: {path: /x}}]\n", want: []string{"path"}},
+		{name: "unknown_require_key", data: minimal + "rules: [{name: a, require: {group: [x]}}]\n", want: []string{"group"}},
+		{name: "unknown_source_key", data: minimal + "token: {sources: [{query: t}]}\n", want: []string{"query"}},
+		{name: "claim_values_mapping", data: minimal + "rules: [{name: a, require: {claims: {x: {y: z}}}}]\n", want: []string{"want a string or a list"}},
 		{name: "empty_file", data: "", want: []string{"at least one pool"}},
 	}
 	for _, tt := range tests {
@@ -335,6 +370,74 @@ func TestValidate(t *testing.T) {
 		{name: "claim_header_empty", mutate: func(c *Config) { c.Identity.Claims = map[string]string{"custom:tenant": ""} }, want: `identity.claims["custom:tenant"]: empty header name`},
 		{name: "claims_ok", mutate: func(c *Config) { c.Identity.Claims = map[string]string{"custom:tenant": "x-auth-tenant"} }},
 		{name: "forward_token_unset", mutate: func(c *Config) { c.Identity.ForwardToken = nil }, want: "identity.forward_token must be true or false"},
+
+		// server HTTP mode
+		{name: "http_path_prefix_ok", mutate: func(c *Config) { c.Server.HTTPPathPrefix = "/authz" }},
+		{name: "http_path_prefix_relative", mutate: func(c *Config) { c.Server.HTTPPathPrefix = "authz" }, want: `server.http_path_prefix "authz"`},
+		{name: "http_path_prefix_trailing_slash", mutate: func(c *Config) { c.Server.HTTPPathPrefix = "/authz/" }, want: `server.http_path_prefix "/authz/"`},
+		{name: "http_path_prefix_dotdot", mutate: func(c *Config) { c.Server.HTTPPathPrefix = "/a/../authz" }, want: `server.http_path_prefix`},
+		{name: "http_trust_forwarded", mutate: func(c *Config) { c.Server.HTTPTrustForwarded = true }},
+
+		// token sources
+		{name: "sources_three", mutate: func(c *Config) {
+			c.Token.Sources = []TokenSource{{Header: "authorization", Prefix: "Bearer "}, {Cookie: "id_token"}, {Header: "x-amzn-oidc-accesstoken"}}
+		}},
+		{name: "sources_empty", mutate: func(c *Config) { c.Token.Sources = nil }, want: "token.sources: want 1 to 8 sources"},
+		{name: "sources_too_many", mutate: func(c *Config) {
+			for i := range 9 {
+				c.Token.Sources = append(c.Token.Sources, TokenSource{Cookie: fmt.Sprintf("c%d", i)})
+			}
+		}, want: "token.sources: want 1 to 8 sources"},
+		{name: "source_both", mutate: func(c *Config) { c.Token.Sources = []TokenSource{{Header: "a", Cookie: "b"}} }, want: "token.sources[0]: set exactly one of header and cookie"},
+		{name: "source_neither", mutate: func(c *Config) { c.Token.Sources = []TokenSource{{Prefix: "Bearer "}} }, want: "token.sources[0]: set exactly one"},
+		{name: "source_header_upper", mutate: func(c *Config) { c.Token.Sources = []TokenSource{{Header: "Authorization"}} }, want: `token.sources[0].header "Authorization"`},
+		{name: "source_header_cookie", mutate: func(c *Config) { c.Token.Sources = []TokenSource{{Header: "cookie"}} }, want: "use cookie: NAME"},
+		{name: "source_cookie_bad", mutate: func(c *Config) { c.Token.Sources = []TokenSource{{Cookie: "id token"}} }, want: `token.sources[0].cookie "id token"`},
+		{name: "source_cookie_prefix", mutate: func(c *Config) { c.Token.Sources = []TokenSource{{Cookie: "id_token", Prefix: "Bearer "}} }, want: "only a header has a scheme prefix"},
+		{name: "source_prefix_blank", mutate: func(c *Config) { c.Token.Sources = []TokenSource{{Header: "authorization", Prefix: " "}} }, want: `token.sources[0].prefix " "`},
+		{name: "source_twice", mutate: func(c *Config) { c.Token.Sources = []TokenSource{{Cookie: "a"}, {Cookie: "a"}} }, want: "token.sources[1] is listed twice"},
+
+		// rules
+		{name: "rules_ok", mutate: func(c *Config) {
+			c.Rules = []Rule{
+				{Name: "health", Match: Match{PathExact: "/healthz"}, Action: "allow"},
+				{Name: "admin", Match: Match{Host: "*.Example.com.", PathPrefix: "/admin", Methods: []string{"GET", "post"}},
+					Require: &Require{Pools: []string{"main"}, TokenUse: "id", GroupsAny: []string{"admins"}, Claims: map[string]StringList{"x": {"y"}}}},
+				{Name: "feed", Match: Match{PathRegex: "/feed/.*", ContextExtensions: map[string]string{"policy": "feed"}}, Action: "optional", OptionalInvalid: "anonymous"},
+			}
+		}},
+		{name: "default_bad", mutate: func(c *Config) { c.Default = "optional" }, want: `default "optional": want authenticated, allow or deny`},
+		{name: "default_empty", mutate: func(c *Config) { c.Default = "" }, want: `default ""`},
+		{name: "default_allow", mutate: func(c *Config) { c.Default = "allow" }},
+		{name: "rule_name_empty", mutate: func(c *Config) { c.Rules = []Rule{{}} }, want: `rules[0].name ""`},
+		{name: "rule_name_default", mutate: func(c *Config) { c.Rules = []Rule{{Name: "default"}} }, want: `rules[0] (default).name "default" is reserved`},
+		{name: "rule_name_twice", mutate: func(c *Config) { c.Rules = []Rule{{Name: "a"}, {Name: "a"}} }, want: `rules[1] (a).name "a" is used twice`},
+		{name: "rule_action_bad", mutate: func(c *Config) { c.Rules = []Rule{{Name: "a", Action: "permit"}} }, want: `rules[0] (a).action "permit"`},
+		{name: "rule_optional_invalid_bad", mutate: func(c *Config) { c.Rules = []Rule{{Name: "a", Action: "optional", OptionalInvalid: "allow"}} }, want: `rules[0] (a).optional_invalid "allow"`},
+		{name: "rule_optional_invalid_not_optional", mutate: func(c *Config) { c.Rules = []Rule{{Name: "a", OptionalInvalid: "anonymous"}} }, want: "optional_invalid needs action optional"},
+		{name: "rule_require_with_allow", mutate: func(c *Config) { c.Rules = []Rule{{Name: "a", Action: "allow", Require: &Require{}}} }, want: "require needs action authenticated, not allow"},
+		{name: "rule_host_port", mutate: func(c *Config) { c.Rules = []Rule{{Name: "a", Match: Match{Host: "api.example.com:443"}}} }, want: `rules[0] (a).match.host "api.example.com:443"`},
+		{name: "rule_host_inner_wildcard", mutate: func(c *Config) { c.Rules = []Rule{{Name: "a", Match: Match{Host: "api.*.com"}}} }, want: `match.host "api.*.com"`},
+		{name: "rule_path_not_normal", mutate: func(c *Config) { c.Rules = []Rule{{Name: "a", Match: Match{PathPrefix: "/public/../admin"}}} }, want: `match.path_prefix "/public/../admin": requests are matched by their normalised path, so this never matches; write "/admin"`},
+		{name: "rule_path_with_query", mutate: func(c *Config) { c.Rules = []Rule{{Name: "a", Match: Match{PathExact: "/a?b"}}} }, want: `match.path_exact "/a?b"`},
+		{name: "rule_path_encoded_letter", mutate: func(c *Config) { c.Rules = []Rule{{Name: "a", Match: Match{PathExact: "/%61"}}} }, want: `write "/a"`},
+		{name: "rule_regex_bad", mutate: func(c *Config) { c.Rules = []Rule{{Name: "a", Match: Match{PathRegex: "(("}}} }, want: "rules[0] (a).match.path_regex"},
+		{name: "rule_two_paths", mutate: func(c *Config) { c.Rules = []Rule{{Name: "a", Match: Match{PathExact: "/a", PathRegex: "/b"}}} }, want: "set at most one of path_exact"},
+		{name: "rule_method_and_methods", mutate: func(c *Config) { c.Rules = []Rule{{Name: "a", Match: Match{Method: "GET", Methods: []string{"POST"}}}} }, want: "set method or methods, not both"},
+		{name: "rule_method_bad", mutate: func(c *Config) { c.Rules = []Rule{{Name: "a", Match: Match{Methods: []string{"GET POST"}}}} }, want: `match.methods: "GET POST" is not a method`},
+		{name: "rule_context_extension_empty_key", mutate: func(c *Config) {
+			c.Rules = []Rule{{Name: "a", Match: Match{ContextExtensions: map[string]string{"": "x"}}}}
+		}, want: "context_extensions: empty key"},
+		{name: "require_pool_unknown", mutate: func(c *Config) { c.Rules = []Rule{{Name: "a", Require: &Require{Pools: []string{"other"}}}} }, want: `rules[0] (a).require.pools: "other" is not a configured pool`},
+		{name: "require_token_use_bad", mutate: func(c *Config) { c.Rules = []Rule{{Name: "a", Require: &Require{TokenUse: "any"}}} }, want: `require.token_use "any": want access or id`},
+		{name: "require_group_blank", mutate: func(c *Config) { c.Rules = []Rule{{Name: "a", Require: &Require{GroupsAll: []string{" "}}}} }, want: `require.groups_all: " " is empty`},
+		{name: "require_scope_with_space", mutate: func(c *Config) { c.Rules = []Rule{{Name: "a", Require: &Require{ScopesAny: []string{"a b"}}}} }, want: `require.scopes_any: "a b"`},
+		{name: "require_claim_no_values", mutate: func(c *Config) {
+			c.Rules = []Rule{{Name: "a", Require: &Require{Claims: map[string]StringList{"x": {}}}}}
+		}, want: `require.claims["x"]: list at least one allowed value`},
+		{name: "require_claim_empty_name", mutate: func(c *Config) {
+			c.Rules = []Rule{{Name: "a", Require: &Require{Claims: map[string]StringList{"": {"x"}}}}}
+		}, want: "require.claims: empty claim name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -371,6 +474,9 @@ pools:
     client_ids: [abc123]
     token_use: access
 identity: {groups: authorization}
+rules:
+  - {name: a, match: {path_regex: "(("}, action: permit}
+token: {sources: [{cookie: "a b"}]}
 `
 	_, err := Parse([]byte(data))
 	if !errors.Is(err, ErrInvalid) {
@@ -380,6 +486,9 @@ identity: {groups: authorization}
 		`log.level "loud"`,
 		`user_pool_id "eu-west-1_AbC123" is not in region "us-east-1"`,
 		`identity.groups "authorization" is a header the proxy owns`,
+		`token.sources[0].cookie "a b"`,
+		`rules[0] (a).action "permit"`,
+		`rules[0] (a).match.path_regex`,
 	}
 	for _, w := range want {
 		if !strings.Contains(err.Error(), w) {
@@ -669,7 +778,7 @@ func FuzzParse(f *testing.F) {
 	}
 	for _, s := range []string{
 		string(full), minimal, "", "---\n", "a: [", "pools: [{name: x}]", minimal + "---\n{}",
-		"identity: {claims: {\"\": x}}", "token: {leeway: -1s}", "&a [*a, *a]", "server: !!binary AAAA",
+		"identity: {claims: {\"\": x}}", "token: {leeway: -1s}", minimal + "rules: [{name: a, require: {claims: {x: y}}}]", "&a [*a, *a]", "server: !!binary AAAA",
 	} {
 		f.Add([]byte(s))
 	}

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/cognito-authz/cognito-authz/pkg/policy"
 )
 
 var (
@@ -20,7 +22,14 @@ var (
 	// headerRE is an HTTP header name as Envoy sends it: lower case token characters.
 	headerRE = regexp.MustCompile("^[a-z0-9!#$%&'*+.^_`|~-]+$")
 	nameRE   = regexp.MustCompile(`^[a-z0-9]([a-z0-9_-]{0,62})$`)
+	// tokenRE is an RFC 9110 token: a cookie name, a method, an auth scheme.
+	tokenRE = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+	// hostRE is a host name or IP literal as a rule names it, optionally behind "*." for its subdomains.
+	hostRE = regexp.MustCompile(`^(\*\.)?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$|^\[?[0-9a-f:.]+\]?$`)
 )
+
+// maxSources bounds token.sources: each is looked up on every request.
+const maxSources = 8
 
 // reservedHeaders may never be identity headers: writing them would let a claim steer routing or framing.
 var reservedHeaders = []string{
@@ -72,6 +81,8 @@ func (c *Config) Validate() error {
 	if l := c.Token.Leeway.Std(); l < 0 || l > 5*time.Minute {
 		bad("token.leeway %s: want 0s to 5m", l)
 	}
+	c.validateServerHTTP(bad)
+	c.validateSources(bad)
 	if d := c.JWKS.RefreshInterval.Std(); d < time.Minute || d > 24*time.Hour {
 		bad("jwks.refresh_interval %s: want 1m to 24h", d)
 	}
@@ -175,7 +186,163 @@ func (c *Config) Validate() error {
 	if id.ForwardToken == nil {
 		bad("identity.forward_token must be true or false")
 	}
+	c.validateRules(bad, names)
 	return errors.Join(errs...)
+}
+
+func (c *Config) validateServerHTTP(bad func(string, ...any)) {
+	p := c.Server.HTTPPathPrefix
+	if p == "" {
+		return
+	}
+	if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.ContainsAny(p, "?#") || policy.NormalizePath(p) != p {
+		bad("server.http_path_prefix %q: want a normalised path such as /authz, without a trailing slash", p)
+	}
+}
+
+func (c *Config) validateSources(bad func(string, ...any)) {
+	srcs := c.Token.Sources
+	if len(srcs) == 0 || len(srcs) > maxSources {
+		bad("token.sources: want 1 to %d sources", maxSources)
+	}
+	seen := map[TokenSource]bool{}
+	for i, s := range srcs {
+		at := fmt.Sprintf("token.sources[%d]", i)
+		switch {
+		case (s.Header == "") == (s.Cookie == ""):
+			bad("%s: set exactly one of header and cookie", at)
+		case s.Header != "" && !headerRE.MatchString(s.Header):
+			bad("%s.header %q: want a lower-case header name", at, s.Header)
+		case s.Header == "cookie":
+			bad("%s.header: use cookie: NAME to read a cookie", at)
+		case s.Cookie != "" && !tokenRE.MatchString(s.Cookie):
+			bad("%s.cookie %q: want a cookie name", at, s.Cookie)
+		case s.Cookie != "" && s.Prefix != "":
+			bad("%s.prefix: only a header has a scheme prefix", at)
+		case s.Prefix != "" && !tokenRE.MatchString(strings.TrimRight(s.Prefix, " ")):
+			bad("%s.prefix %q: want an auth scheme such as \"Bearer \"", at, s.Prefix)
+		case seen[s]:
+			bad("%s is listed twice", at)
+		}
+		seen[s] = true
+	}
+}
+
+var (
+	actions         = []string{"", "authenticated", "allow", "deny", "optional"}
+	optionalInvalid = []string{"", "deny", "anonymous"}
+)
+
+func (c *Config) validateRules(bad func(string, ...any), pools map[string]bool) {
+	if !slices.Contains([]string{"authenticated", "allow", "deny"}, c.Default) {
+		bad("default %q: want authenticated, allow or deny", c.Default)
+	}
+	names := map[string]bool{}
+	for i, r := range c.Rules {
+		at := fmt.Sprintf("rules[%d]", i)
+		if r.Name != "" {
+			at = fmt.Sprintf("rules[%d] (%s)", i, r.Name)
+		}
+		switch {
+		case !nameRE.MatchString(r.Name):
+			bad("%s.name %q: want lower case letters, digits, - and _", at, r.Name)
+		case r.Name == policy.DefaultName:
+			bad("%s.name %q is reserved for the default", at, r.Name)
+		case names[r.Name]:
+			bad("%s.name %q is used twice", at, r.Name)
+		}
+		names[r.Name] = true
+		if !slices.Contains(actions, r.Action) {
+			bad("%s.action %q: want authenticated, allow, deny or optional", at, r.Action)
+		}
+		if !slices.Contains(optionalInvalid, r.OptionalInvalid) {
+			bad("%s.optional_invalid %q: want deny or anonymous", at, r.OptionalInvalid)
+		} else if r.OptionalInvalid != "" && r.Action != "optional" {
+			bad("%s.optional_invalid needs action optional", at)
+		}
+		if r.Require != nil && r.Action != "" && r.Action != "authenticated" {
+			bad("%s.require needs action authenticated, not %s", at, r.Action)
+		}
+		validateMatch(bad, at+".match", r.Match)
+		if r.Require != nil {
+			validateRequire(bad, at+".require", r.Require, pools)
+		}
+	}
+}
+
+func validateMatch(bad func(string, ...any), at string, m Match) {
+	if m.Host != "" && !hostRE.MatchString(strings.TrimSuffix(strings.ToLower(m.Host), ".")) {
+		bad("%s.host %q: want a host name such as api.example.com or *.example.com, without port", at, m.Host)
+	}
+	paths := 0
+	for _, p := range []struct{ key, path string }{{"path_exact", m.PathExact}, {"path_prefix", m.PathPrefix}} {
+		if p.path == "" {
+			continue
+		}
+		paths++
+		if n := policy.NormalizePath(p.path); n != p.path {
+			bad("%s.%s %q: requests are matched by their normalised path, so this never matches; write %q", at, p.key, p.path, n)
+		}
+	}
+	if m.PathRegex != "" {
+		paths++
+		if _, err := regexp.Compile(`^(?:` + m.PathRegex + `)$`); err != nil {
+			bad("%s.path_regex: %v", at, err)
+		}
+	}
+	if paths > 1 {
+		bad("%s: set at most one of path_exact, path_prefix and path_regex", at)
+	}
+	if m.Method != "" && len(m.Methods) > 0 {
+		bad("%s: set method or methods, not both", at)
+	}
+	if m.Method != "" && !tokenRE.MatchString(m.Method) {
+		bad("%s.method %q is not a method", at, m.Method)
+	}
+	for _, meth := range m.Methods {
+		if !tokenRE.MatchString(meth) {
+			bad("%s.methods: %q is not a method", at, meth)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(m.ContextExtensions)) {
+		if k == "" {
+			bad("%s.context_extensions: empty key", at)
+		}
+	}
+}
+
+func validateRequire(bad func(string, ...any), at string, q *Require, pools map[string]bool) {
+	for _, p := range q.Pools {
+		if !pools[p] {
+			bad("%s.pools: %q is not a configured pool", at, p)
+		}
+	}
+	if q.TokenUse != "" && q.TokenUse != "access" && q.TokenUse != "id" {
+		bad("%s.token_use %q: want access or id", at, q.TokenUse)
+	}
+	for _, l := range []struct {
+		key  string
+		vals []string
+	}{{"groups_any", q.GroupsAny}, {"groups_all", q.GroupsAll}, {"scopes_any", q.ScopesAny}, {"scopes_all", q.ScopesAll}} {
+		for _, v := range l.vals {
+			if strings.TrimSpace(v) == "" || (strings.HasPrefix(l.key, "scopes") && strings.ContainsAny(v, " \t")) {
+				bad("%s.%s: %q is empty or has spaces", at, l.key, v)
+			}
+		}
+	}
+	claims := make([]string, 0, len(q.Claims))
+	for k := range q.Claims {
+		claims = append(claims, k)
+	}
+	slices.Sort(claims)
+	for _, k := range claims {
+		if k == "" {
+			bad("%s.claims: empty claim name", at)
+		}
+		if len(q.Claims[k]) == 0 {
+			bad("%s.claims[%q]: list at least one allowed value", at, k)
+		}
+	}
 }
 
 func checkURL(s string) error {

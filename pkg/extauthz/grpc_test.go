@@ -23,6 +23,7 @@ import (
 	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
 	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
 	"github.com/cognito-authz/cognito-authz/pkg/jwks"
+	"github.com/cognito-authz/cognito-authz/pkg/policy"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
 
@@ -39,6 +40,12 @@ type fixture struct {
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
+	return newFixtureWith(t, nil)
+}
+
+// newFixtureWith is newFixture with a route policy (nil: none, default authenticated).
+func newFixtureWith(t testing.TB, p *policy.Policy) *fixture {
+	t.Helper()
 	iss := devissuer.Start(t)
 	set, err := jwks.New(jwks.Options{URL: iss.JWKSURL()})
 	if err != nil {
@@ -53,7 +60,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := authz.New(authz.Options{Verifier: v, ForwardToken: true, Headers: authz.IdentityHeaders{
+	a, err := authz.New(authz.Options{Verifier: v, Policy: p, ForwardToken: true, Headers: authz.IdentityHeaders{
 		Sub: "x-auth-sub", Username: "x-auth-username", Groups: "x-auth-groups", Scopes: "x-auth-scopes",
 		ClientID: "x-auth-client-id", TokenUse: "x-auth-token-use", Email: "x-auth-email", Pool: "x-auth-pool",
 		Claims: map[string]string{"custom:tenant": "x-auth-tenant"},

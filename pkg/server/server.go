@@ -1,5 +1,5 @@
-// Package server runs the listeners: the gRPC server (ext_authz, health, reflection) and the admin HTTP
-// server (/healthz, /readyz, /metrics). It owns start-up, readiness and graceful stop; nothing else.
+// Package server runs the listeners: the gRPC server (ext_authz, health, reflection), the optional HTTP
+// ext_authz server, and the admin HTTP server (/healthz, /readyz, /metrics). It owns start-up, readiness and graceful stop; nothing else.
 package server
 
 import (
@@ -28,6 +28,9 @@ type Options struct {
 	GRPCAddr      string
 	AdminAddr     string
 	Authorization authv3.AuthorizationServer
+	// HTTPAddr, when set, serves HTTP (the HTTP ext_authz protocol) on its own listener.
+	HTTPAddr string
+	HTTP     http.Handler
 	// Ready reports whether every pool has loaded its keys; health answers NOT_SERVING until it is true.
 	Ready   func() bool
 	Metrics http.Handler // served at /metrics when set
@@ -38,15 +41,25 @@ type Options struct {
 
 // Server is the running listeners.
 type Server struct {
-	opts   Options
-	grpc   *grpc.Server
-	health *health.Server
-	admin  *http.Server
-	gln    net.Listener
-	aln    net.Listener
+	opts    Options
+	grpc    *grpc.Server
+	health  *health.Server
+	admin   *http.Server
+	extHTTP *http.Server // nil when HTTPAddr is empty
+	gln     net.Listener
+	aln     net.Listener
+	hln     net.Listener
 }
 
-// Listen binds both listeners, so their addresses are known before serving (tests use port 0).
+// Bounds of the HTTP ext_authz server. Envoy's own default limit on request headers is 60 KiB; a token,
+// cookies and the forwarded headers fit well within 64 KiB. The body is never read.
+const (
+	httpMaxHeaderBytes = 64 << 10
+	httpHeaderTimeout  = 5 * time.Second
+	httpIdleTimeout    = 2 * time.Minute // Envoy keeps connections to the service alive between checks
+)
+
+// Listen binds every listener, so their addresses are known before serving (tests use port 0).
 func Listen(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -68,6 +81,25 @@ func Listen(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("server: admin listener: %w", err)
 	}
 	s := &Server{opts: opts, gln: gln, aln: aln, health: health.NewServer()}
+	if opts.HTTPAddr != "" {
+		if opts.HTTP == nil {
+			gln.Close()
+			aln.Close()
+			return nil, errors.New("server: HTTPAddr without an HTTP handler")
+		}
+		if s.hln, err = lc.Listen(ctx, "tcp", opts.HTTPAddr); err != nil {
+			gln.Close()
+			aln.Close()
+			return nil, fmt.Errorf("server: http listener: %w", err)
+		}
+		s.extHTTP = &http.Server{
+			Handler:           opts.HTTP,
+			MaxHeaderBytes:    httpMaxHeaderBytes,
+			ReadHeaderTimeout: httpHeaderTimeout,
+			IdleTimeout:       httpIdleTimeout,
+			ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+		}
+	}
 	s.grpc = grpc.NewServer(
 		// Envoy holds a few long-lived HTTP/2 connections and multiplexes every Check over them.
 		grpc.MaxConcurrentStreams(1<<16),
@@ -98,6 +130,14 @@ func Listen(ctx context.Context, opts Options) (*Server, error) {
 // GRPCAddr is the bound gRPC address.
 func (s *Server) GRPCAddr() string { return s.gln.Addr().String() }
 
+// HTTPAddr is the bound HTTP ext_authz address, or "" when it is off.
+func (s *Server) HTTPAddr() string {
+	if s.hln == nil {
+		return ""
+	}
+	return s.hln.Addr().String()
+}
+
 // AdminAddr is the bound admin address.
 func (s *Server) AdminAddr() string { return s.aln.Addr().String() }
 
@@ -113,13 +153,20 @@ func (s *Server) setHealth(ready bool) {
 // Serve serves until ctx ends, then stops gracefully: health turns NOT_SERVING, in-flight Checks finish
 // (within StopTimeout), and it returns. An error means a listener failed.
 func (s *Server) Serve(ctx context.Context) error {
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- s.grpc.Serve(s.gln) }()
 	go func() {
 		if err := s.admin.Serve(s.aln); !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
 		}
 	}()
+	if s.extHTTP != nil {
+		go func() {
+			if err := s.extHTTP.Serve(s.hln); !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() { s.watchReady(ctx) })
 	var err error
@@ -156,6 +203,15 @@ func (s *Server) stop() {
 	s.health.Shutdown() // every watcher sees NOT_SERVING
 	done := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(done) }()
+	httpDone := make(chan struct{})
+	hctx, hcancel := context.WithTimeout(context.Background(), s.opts.StopTimeout)
+	defer hcancel()
+	go func() {
+		defer close(httpDone)
+		if s.extHTTP != nil && s.extHTTP.Shutdown(hctx) != nil {
+			s.extHTTP.Close() // in-flight checks past the timeout are cut off, as on gRPC
+		}
+	}()
 	t := time.NewTimer(s.opts.StopTimeout)
 	defer t.Stop()
 	select {
@@ -164,6 +220,7 @@ func (s *Server) stop() {
 		s.opts.Logger.Warn("graceful stop timed out; closing connections", "timeout", s.opts.StopTimeout)
 		s.grpc.Stop()
 	}
+	<-httpDone
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	s.admin.Shutdown(ctx)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -163,5 +164,60 @@ func TestListenFailsOnBusyPort(t *testing.T) {
 	_, err := server.Listen(t.Context(), server.Options{GRPCAddr: r.srv.GRPCAddr(), AdminAddr: "127.0.0.1:0", Authorization: okServer{}})
 	if err == nil {
 		t.Fatal("Listen on a busy port succeeded")
+	}
+}
+
+func TestHTTPListener(t *testing.T) {
+	srv, err := server.Listen(t.Context(), server.Options{
+		GRPCAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Authorization: okServer{},
+		HTTP: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "checked "+r.URL.Path) }),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve() = %v", err)
+		}
+		if _, err := http.Get("http://" + srv.HTTPAddr() + "/"); err == nil {
+			t.Error("HTTP listener still serving after stop")
+		}
+	}()
+	if srv.HTTPAddr() == "" || srv.HTTPAddr() == srv.GRPCAddr() || srv.HTTPAddr() == srv.AdminAddr() {
+		t.Fatalf("HTTPAddr() = %q: want its own listener", srv.HTTPAddr())
+	}
+	tests := []struct {
+		name       string
+		header     int // bytes of one header value
+		wantStatus int
+	}{
+		{name: "served", header: 100, wantStatus: http.StatusOK},
+		{name: "headers_bounded", header: 100 << 10, wantStatus: http.StatusRequestHeaderFieldsTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequestWithContext(t.Context(), "GET", "http://"+srv.HTTPAddr()+"/x", nil)
+			req.Header.Set("X-Big", strings.Repeat("a", tt.header))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.wantStatus {
+				t.Errorf("status = %d, want %d", resp.StatusCode, tt.wantStatus)
+			}
+		})
+	}
+}
+
+func TestHTTPAddrNeedsHandler(t *testing.T) {
+	t.Parallel()
+	_, err := server.Listen(t.Context(), server.Options{GRPCAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Authorization: okServer{}})
+	if err == nil {
+		t.Fatal("Listen() with HTTPAddr and no handler succeeded")
 	}
 }

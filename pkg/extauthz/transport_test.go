@@ -1,0 +1,281 @@
+package extauthz_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/cognito-authz/cognito-authz/pkg/authz"
+	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
+	"github.com/cognito-authz/cognito-authz/pkg/policy"
+)
+
+// outcome is what a client of either transport sees: the same decision must look the same on both.
+type outcome struct {
+	Allowed bool
+	Status  int               // deny only
+	Reason  string            // deny only
+	Set     map[string]string // identity headers on allow; www-authenticate and content-type on deny
+	Remove  []string          // allow only
+}
+
+// transportCase is one request, asked over gRPC and over HTTP.
+type transportCase struct {
+	name     string
+	method   string
+	host     string
+	path     string
+	headers  map[string]string
+	ctxExt   map[string]string // Envoy sends these over gRPC only: cases that use them skip HTTP
+	want     outcome
+	grpcOnly bool
+}
+
+var identityRemoved = []string{"x-auth-sub", "x-auth-username", "x-auth-groups", "x-auth-scopes", "x-auth-client-id",
+	"x-auth-token-use", "x-auth-email", "x-auth-pool", "x-auth-tenant"}
+
+// policyFixture is newFixture's pool and identity headers with a route policy.
+func policyFixture(t *testing.T) *fixture {
+	t.Helper()
+	p, err := policy.New([]policy.Rule{
+		{Name: "health", Match: policy.Match{PathExact: "/healthz"}, Action: policy.Allow},
+		{Name: "preflight", Match: policy.Match{Methods: []string{"OPTIONS"}}, Action: policy.Allow},
+		{Name: "closed", Match: policy.Match{Host: "*.internal.example.com"}, Action: policy.Deny},
+		{Name: "admin", Match: policy.Match{PathPrefix: "/admin"}, Require: policy.Require{GroupsAny: []string{"admins"}}},
+		{Name: "feed", Match: policy.Match{PathPrefix: "/feed"}, Action: policy.Optional},
+		{Name: "by_route", Match: policy.Match{ContextExtensions: map[string]string{"policy": "public"}}, Action: policy.Allow},
+	}, policy.Authenticated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newFixtureWith(t, p)
+}
+
+func transportCases(t *testing.T, f *fixture) []transportCase {
+	access := f.iss.MustMint(t, at(f.iss.Access()))
+	adminClaims := at(f.iss.Access())
+	adminClaims["cognito:groups"] = []string{"admins"}
+	admin := f.iss.MustMint(t, adminClaims)
+	bearer := func(tok string) map[string]string { return map[string]string{"authorization": "Bearer " + tok} }
+	aliceSet := map[string]string{"x-auth-sub": "0b5f3c1e-7a2d-4c1b-9e0f-aaaaaaaaaaaa", "x-auth-username": "alice",
+		"x-auth-groups": "users", "x-auth-scopes": "aws.cognito.signin.user.admin openid email",
+		"x-auth-client-id": "devclient", "x-auth-token-use": "access", "x-auth-pool": "main"}
+	adminSet := map[string]string{}
+	for k, v := range aliceSet {
+		adminSet[k] = v
+	}
+	adminSet["x-auth-groups"] = "admins"
+	deny := func(status int, reason authz.Reason) outcome {
+		auth := map[int]string{401: `Bearer error="invalid_token"`, 403: `Bearer error="insufficient_scope"`}[status]
+		return outcome{Status: status, Reason: string(reason), Set: map[string]string{"content-type": "application/json", "www-authenticate": auth}}
+	}
+	anonymous := outcome{Allowed: true, Remove: identityRemoved}
+	return []transportCase{
+		{name: "default_valid_token", path: "/orders?x=1", headers: bearer(access),
+			want: outcome{Allowed: true, Set: aliceSet, Remove: []string{"x-auth-email", "x-auth-tenant"}}},
+		{name: "default_no_token", path: "/orders", want: deny(401, authz.ReasonTokenMissing)},
+		{name: "default_expired", path: "/orders", headers: bearer(f.iss.MustMint(t, expiredAt(f.iss.Access()))), want: deny(401, authz.ReasonTokenExpired)},
+		{name: "default_tampered", path: "/orders", headers: bearer(tamper(access)), want: deny(401, authz.ReasonSignatureInvalid)},
+		{name: "allow_rule_removes_spoofed_identity", path: "/healthz", headers: map[string]string{"x-auth-sub": "evil"}, want: anonymous},
+		{name: "allow_rule_query_ignored", path: "/healthz?full=1", want: anonymous},
+		{name: "preflight_any_path", method: "OPTIONS", path: "/admin/users", want: anonymous},
+		{name: "deny_rule_by_host", host: "db.internal.example.com:8443", path: "/", headers: bearer(admin), want: deny(403, authz.ReasonRuleDenied)},
+		{name: "group_required_allow", path: "/admin/users", headers: bearer(admin), want: outcome{Allowed: true, Set: adminSet, Remove: []string{"x-auth-email", "x-auth-tenant"}}},
+		{name: "group_required_deny", path: "/admin/users", headers: bearer(access), want: deny(403, authz.ReasonGroupRequired)},
+		{name: "group_required_dotdot_trap", path: "/healthz/../admin/users", headers: bearer(access), want: deny(403, authz.ReasonGroupRequired)},
+		{name: "group_required_no_token", path: "/admin", want: deny(401, authz.ReasonTokenMissing)},
+		{name: "encoded_slash_not_admin", path: "/admin%2Fusers", headers: bearer(access),
+			want: outcome{Allowed: true, Set: aliceSet, Remove: []string{"x-auth-email", "x-auth-tenant"}}},
+		{name: "optional_with_token", path: "/feed", headers: bearer(access), want: outcome{Allowed: true, Set: aliceSet, Remove: []string{"x-auth-email", "x-auth-tenant"}}},
+		{name: "optional_without_token", path: "/feed", want: anonymous},
+		{name: "optional_invalid_token", path: "/feed", headers: bearer(tamper(access)), want: deny(401, authz.ReasonSignatureInvalid)},
+		{name: "context_extension_policy", path: "/anything", ctxExt: map[string]string{"policy": "public"}, want: anonymous, grpcOnly: true},
+	}
+}
+
+func expiredAt(c jwt.MapClaims) jwt.MapClaims {
+	c = at(c)
+	c["exp"] = now.Add(-2 * time.Hour).Unix()
+	return c
+}
+
+// TestTransportsAgree asks every case over a real gRPC server and a real HTTP server and expects the same
+// outcome from both: one core, two wire formats.
+func TestTransportsAgree(t *testing.T) {
+	f := policyFixture(t)
+	conn := f.serve(t)
+	hs := httptest.NewServer(extauthz.NewHTTPHandler(func() extauthz.Checker { return f.a }, extauthz.HTTPOptions{}))
+	t.Cleanup(hs.Close)
+	for _, tt := range transportCases(t, f) {
+		method, host := tt.method, tt.host
+		if method == "" {
+			method = "GET"
+		}
+		if host == "" {
+			host = "api.example.com"
+		}
+		t.Run(tt.name+"/grpc", func(t *testing.T) {
+			t.Parallel()
+			resp, err := extauthz.Check(t.Context(), conn, extauthz.Probe{Method: method, Host: host, Path: tt.path, Headers: tt.headers, ContextExtensions: tt.ctxExt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := extauthz.Summarize(resp)
+			got := outcome{Allowed: s.Allowed, Set: scheme(lines(s.Set)), Remove: s.Remove}
+			if !s.Allowed {
+				got.Status, got.Reason = s.HTTPStatus, s.Reason
+				var body map[string]string
+				if err := json.Unmarshal([]byte(s.Body), &body); err != nil || body["error"] != s.Reason {
+					t.Errorf("body %q does not carry the reason %q", s.Body, s.Reason)
+				}
+			}
+			if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("gRPC outcome mismatch (-want +got):\n%s", diff)
+			}
+		})
+		if tt.grpcOnly {
+			continue
+		}
+		t.Run(tt.name+"/http", func(t *testing.T) {
+			t.Parallel()
+			req, err := http.NewRequestWithContext(t.Context(), method, hs.URL+tt.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Host = host
+			for k, v := range tt.headers {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			got := outcome{Allowed: resp.StatusCode == http.StatusOK, Set: map[string]string{}}
+			for k := range resp.Header {
+				name := strings.ToLower(k)
+				if strings.HasPrefix(name, "x-auth-") || name == "www-authenticate" || (name == "content-type" && !got.Allowed) {
+					got.Set[name] = resp.Header.Get(k)
+				}
+			}
+			got.Set = scheme(got.Set)
+			if got.Allowed {
+				if len(body) != 0 {
+					t.Errorf("allow with a body %q", body)
+				}
+				if v := resp.Header.Get(extauthz.HeadersToRemove); v != "" {
+					got.Remove = strings.Split(v, ",")
+				}
+			} else {
+				got.Status = resp.StatusCode
+				var b map[string]string
+				if err := json.Unmarshal(body, &b); err != nil {
+					t.Fatalf("deny body %q: %v", body, err)
+				}
+				got.Reason = b["error"]
+			}
+			if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("HTTP outcome mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// scheme keeps the error of a www-authenticate value and drops its description, which the reason names.
+func scheme(m map[string]string) map[string]string {
+	if v, ok := m["www-authenticate"]; ok {
+		m["www-authenticate"], _, _ = strings.Cut(v, ", error_description=")
+	}
+	return m
+}
+
+func lines(hs []string) map[string]string {
+	m := map[string]string{}
+	for _, h := range hs {
+		k, v, _ := strings.Cut(h, ": ")
+		m[k] = v
+	}
+	return m
+}
+
+// TestHTTPRequest checks the translation of an HTTP ext_authz request: the configured prefix, the forwarded
+// headers only when trusted, and repeated headers joined as Envoy joins them.
+func TestHTTPRequest(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		opts    extauthz.HTTPOptions
+		target  string
+		headers http.Header
+		want    authz.Request
+	}{
+		{name: "plain", target: "/orders/1?x=%2F", want: authz.Request{Method: "GET", Host: "api.example.com", Path: "/orders/1?x=%2F"}},
+		{name: "raw_path_not_decoded", target: "/admin%2Fx/../y", want: authz.Request{Method: "GET", Host: "api.example.com", Path: "/admin%2Fx/../y"}},
+		{name: "prefix_stripped", opts: extauthz.HTTPOptions{PathPrefix: "/authz"}, target: "/authz/orders?x=1",
+			want: authz.Request{Method: "GET", Host: "api.example.com", Path: "/orders?x=1"}},
+		{name: "prefix_alone_is_root", opts: extauthz.HTTPOptions{PathPrefix: "/authz"}, target: "/authz",
+			want: authz.Request{Method: "GET", Host: "api.example.com", Path: "/"}},
+		{name: "prefix_segment_aware", opts: extauthz.HTTPOptions{PathPrefix: "/authz"}, target: "/authzfoo",
+			want: authz.Request{Method: "GET", Host: "api.example.com", Path: "/authzfoo"}},
+		{name: "forwarded_ignored_by_default", target: "/admin",
+			headers: http.Header{"X-Forwarded-Uri": {"/healthz"}, "X-Forwarded-Method": {"OPTIONS"}, "X-Forwarded-Host": {"public.example.com"}},
+			want:    authz.Request{Method: "GET", Host: "api.example.com", Path: "/admin"}},
+		{name: "forwarded_trusted_traefik", opts: extauthz.HTTPOptions{TrustForwarded: true}, target: "/",
+			headers: http.Header{"X-Forwarded-Uri": {"/admin?x=1"}, "X-Forwarded-Method": {"DELETE"}, "X-Forwarded-Host": {"app.example.com, proxy"}},
+			want:    authz.Request{Method: "DELETE", Host: "app.example.com", Path: "/admin?x=1"}},
+		{name: "forwarded_trusted_nginx", opts: extauthz.HTTPOptions{TrustForwarded: true, PathPrefix: "/auth"}, target: "/auth",
+			headers: http.Header{"X-Original-Uri": {"/admin/x"}, "X-Original-Method": {"POST"}},
+			want:    authz.Request{Method: "POST", Host: "api.example.com", Path: "/admin/x"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			req := httptest.NewRequest("GET", tt.target, nil)
+			req.Host = "api.example.com"
+			for k, vs := range tt.headers {
+				req.Header[k] = vs
+			}
+			got := extauthz.NewHTTPHandler(nil, tt.opts).Request(req)
+			got.Headers = nil
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Request() mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestHTTPRepeatedHeadersJoined(t *testing.T) {
+	t.Parallel()
+	req := httptest.NewRequest("GET", "/", nil)
+	req.Header["Authorization"] = []string{"Bearer a.b.c", "Bearer d.e.f"}
+	req.Header["Cookie"] = []string{"a=1", "id_token=x.y.z"}
+	h := extauthz.NewHTTPHandler(nil, extauthz.HTTPOptions{}).Request(req).Headers
+	got := []string{h.Get("authorization"), h.Get("cookie"), h.Get("x-missing")}
+	if diff := cmp.Diff([]string{"Bearer a.b.c,Bearer d.e.f", "a=1; id_token=x.y.z", ""}, got); diff != "" {
+		t.Errorf("joined headers mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestWriteHTTPForwardTokenFalse(t *testing.T) {
+	t.Parallel()
+	w := httptest.NewRecorder()
+	extauthz.WriteHTTP(w, &authz.Decision{Outcome: authz.Allow, Headers: []authz.Header{{Name: "x-auth-sub", Value: "s"}},
+		Remove: []string{"x-auth-email", "authorization"}})
+	got := []string{w.Header().Get("x-auth-sub"), w.Header().Get(extauthz.HeadersToRemove)}
+	if diff := cmp.Diff([]string{"s", "x-auth-email,authorization"}, got); diff != "" || w.Code != 200 {
+		t.Errorf("WriteHTTP mismatch (-want +got):\n%s (status %d)", diff, w.Code)
+	}
+	if slices.Contains(w.Header().Values("x-auth-email"), "") {
+		t.Error("removed header written empty")
+	}
+}

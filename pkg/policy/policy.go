@@ -1,0 +1,351 @@
+// Package policy decides which rule governs a request: rules are tried in order and the first whose match
+// holds wins; when none does, the default applies. A rule says what the request needs (nothing, a valid
+// token, a valid token that meets requirements, or never) and which requirements a token must meet.
+//
+// It is pure: no I/O, no transport, no config. The authorizer asks it which rule applies and whether an
+// identity meets the rule's requirements; everything else (tokens, headers, answers) happens in authz.
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Action is what a rule requires of a request.
+type Action uint8
+
+// The actions.
+const (
+	// Authenticated needs a valid token that meets the rule's requirements. It is the zero value: a rule
+	// that says nothing else is the strict one.
+	Authenticated Action = iota
+	// Allow lets the request through without looking for a token; identity headers are still removed.
+	Allow
+	// Deny refuses the request (403 rule_denied) whatever it carries.
+	Deny
+	// Optional sets identity headers from a valid token and lets a request without one through anonymously.
+	Optional
+)
+
+var actionNames = [...]string{"authenticated", "allow", "deny", "optional"}
+
+// String returns the action's config spelling.
+func (a Action) String() string {
+	if int(a) < len(actionNames) {
+		return actionNames[a]
+	}
+	return fmt.Sprintf("action(%d)", a)
+}
+
+// ParseAction reads a config spelling; the empty string is Authenticated.
+func ParseAction(s string) (Action, error) {
+	if s == "" {
+		return Authenticated, nil
+	}
+	if i := slices.Index(actionNames[:], s); i >= 0 {
+		return Action(i), nil
+	}
+	return 0, fmt.Errorf("policy: action %q: want authenticated, allow, deny or optional", s)
+}
+
+// Match selects requests. Every field that is set must hold; a Match with nothing set matches everything.
+type Match struct {
+	// Host is an exact host ("api.example.com") or a suffix form ("*.example.com": any name that ends in
+	// ".example.com", not example.com itself). Compared case-insensitively, with the request's port and any
+	// trailing dot ignored.
+	Host string
+	// PathExact, PathPrefix and PathRegex are matched against the normalised path (see NormalizePath).
+	// PathPrefix is segment-aware: "/admin" matches "/admin", "/admin/" and "/admin/x" but not
+	// "/administrator"; a prefix that ends in "/" matches only below it. PathRegex is RE2, anchored at both
+	// ends. At most one of the three may be set.
+	PathExact, PathPrefix, PathRegex string
+	// Methods lists the methods that match, compared case-insensitively.
+	Methods []string
+	// ContextExtensions must all be present with exactly these values (Envoy's per-route
+	// check_settings.context_extensions; the HTTP protocol carries none).
+	ContextExtensions map[string]string
+}
+
+// Require is what a valid token must also have. Every field that is set must hold.
+type Require struct {
+	Pools     []string // the token's pool is one of these
+	TokenUse  string   // "access" or "id"
+	GroupsAny []string // cognito:groups holds at least one of these
+	GroupsAll []string // cognito:groups holds all of these
+	ScopesAny []string // scope holds at least one of these
+	ScopesAll []string // scope holds all of these
+	// Claims maps a claim to its allowed values: a string claim must be one of them, a list claim must
+	// hold at least one of them. The verifier must keep these claims (see Policy.Claims).
+	Claims map[string][]string
+}
+
+// Rule is one entry of the policy.
+type Rule struct {
+	Name    string
+	Match   Match
+	Action  Action
+	Require Require // only with Authenticated
+	// AnonymousOnInvalid lets an Optional rule treat an invalid token like no token, as the per-service
+	// code this replaces did. Without it an invalid token is refused (401) even on an optional route.
+	AnonymousOnInvalid bool
+}
+
+// DefaultName is the Rule.Name of the default rule.
+const DefaultName = "default"
+
+// Policy is an ordered set of compiled rules and a default. It is immutable and safe for concurrent use.
+type Policy struct {
+	rules  []compiled
+	def    *Rule
+	claims []string
+}
+
+type compiled struct {
+	Rule
+	hostSuffix string // ".example.com" for "*.example.com"
+	methods    []string
+	re         *regexp.Regexp
+}
+
+// New compiles rules and the default action (which may not be Optional). Every problem is reported.
+func New(rules []Rule, def Action) (*Policy, error) {
+	var errs []error
+	p := &Policy{def: &Rule{Name: DefaultName, Action: def}}
+	if def == Optional || def > Optional {
+		errs = append(errs, fmt.Errorf("policy: default %s: want authenticated, allow or deny", def))
+	}
+	names := map[string]bool{DefaultName: true}
+	for i, r := range rules {
+		at := fmt.Sprintf("rule %d (%s)", i, r.Name)
+		if r.Name == "" || names[r.Name] {
+			errs = append(errs, fmt.Errorf("policy: %s: name empty, %q or used twice", at, DefaultName))
+		}
+		names[r.Name] = true
+		c := compiled{Rule: r}
+		m := r.Match
+		if m.Host != "" {
+			h := strings.TrimSuffix(strings.ToLower(m.Host), ".")
+			if err := checkHost(h); err != nil {
+				errs = append(errs, fmt.Errorf("policy: %s: %w", at, err))
+			}
+			c.Match.Host = h
+			if rest, ok := strings.CutPrefix(h, "*"); ok {
+				c.hostSuffix = rest
+			}
+		}
+		set := 0
+		for _, pth := range []string{m.PathExact, m.PathPrefix} {
+			if pth == "" {
+				continue
+			}
+			set++
+			if NormalizePath(pth) != pth {
+				errs = append(errs, fmt.Errorf("policy: %s: path %q is not normalised (it would be %q) and could never match", at, pth, NormalizePath(pth)))
+			}
+		}
+		if m.PathRegex != "" {
+			set++
+			re, err := regexp.Compile(`^(?:` + m.PathRegex + `)$`)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("policy: %s: path_regex: %w", at, err))
+			}
+			c.re = re
+		}
+		if set > 1 {
+			errs = append(errs, fmt.Errorf("policy: %s: set at most one of path_exact, path_prefix, path_regex", at))
+		}
+		for _, meth := range m.Methods {
+			if meth == "" || strings.ContainsAny(meth, " \t/") {
+				errs = append(errs, fmt.Errorf("policy: %s: method %q", at, meth))
+			}
+			c.methods = append(c.methods, strings.ToUpper(meth))
+		}
+		if r.Action > Optional {
+			errs = append(errs, fmt.Errorf("policy: %s: unknown action %s", at, r.Action))
+		}
+		if r.Action != Authenticated && !r.Require.empty() {
+			errs = append(errs, fmt.Errorf("policy: %s: require needs action authenticated, not %s", at, r.Action))
+		}
+		if r.AnonymousOnInvalid && r.Action != Optional {
+			errs = append(errs, fmt.Errorf("policy: %s: anonymous on invalid tokens needs action optional", at))
+		}
+		if tu := r.Require.TokenUse; tu != "" && tu != "access" && tu != "id" {
+			errs = append(errs, fmt.Errorf("policy: %s: require.token_use %q: want access or id", at, tu))
+		}
+		for claim := range r.Require.Claims {
+			p.claims = append(p.claims, claim)
+		}
+		p.rules = append(p.rules, c)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	slices.Sort(p.claims)
+	p.claims = slices.Compact(p.claims)
+	return p, nil
+}
+
+// checkHost accepts a lower-case host name, or "*." followed by one, without a port.
+func checkHost(h string) error {
+	name := strings.TrimPrefix(h, "*.")
+	if name == "" || strings.ContainsAny(name, "*:/ ") || strings.HasPrefix(name, ".") || strings.Contains(name, "..") {
+		return fmt.Errorf("host %q: want a host name such as api.example.com or *.example.com, without port", h)
+	}
+	return nil
+}
+
+// Claims names every claim a rule requires: the verifier must keep them (token.WithClaims).
+func (p *Policy) Claims() []string { return slices.Clone(p.claims) }
+
+// Request is what matching needs of a request.
+type Request struct {
+	Method            string
+	Host              string // may carry a port
+	Path              string // as received: may carry a query string; normalised here
+	ContextExtensions map[string]string
+}
+
+// Match returns the first rule that matches r, or the default rule. The result is shared: do not modify it.
+func (p *Policy) Match(r *Request) *Rule {
+	if len(p.rules) == 0 {
+		return p.def
+	}
+	path := NormalizePath(r.Path)
+	host := normalizeHost(r.Host)
+	for i := range p.rules {
+		if p.rules[i].matches(r, host, path) {
+			return &p.rules[i].Rule
+		}
+	}
+	return p.def
+}
+
+func (c *compiled) matches(r *Request, host, path string) bool {
+	m := &c.Match
+	switch {
+	case c.hostSuffix != "":
+		if !strings.HasSuffix(host, c.hostSuffix) || len(host) == len(c.hostSuffix) {
+			return false
+		}
+	case m.Host != "" && host != m.Host:
+		return false
+	}
+	switch {
+	case m.PathExact != "" && path != m.PathExact:
+		return false
+	case m.PathPrefix != "" && !hasPathPrefix(path, m.PathPrefix):
+		return false
+	case c.re != nil && !c.re.MatchString(path):
+		return false
+	}
+	if len(c.methods) > 0 && !slices.ContainsFunc(c.methods, func(meth string) bool { return strings.EqualFold(meth, r.Method) }) {
+		return false
+	}
+	for k, v := range m.ContextExtensions {
+		if got, ok := r.ContextExtensions[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// hasPathPrefix is a segment-aware prefix test: prefix "/a" matches "/a" and "/a/..." but not "/ab".
+func hasPathPrefix(path, prefix string) bool {
+	if !strings.HasPrefix(path, prefix) {
+		return false
+	}
+	return len(path) == len(prefix) || strings.HasSuffix(prefix, "/") || path[len(prefix)] == '/'
+}
+
+// normalizeHost lower-cases the host and drops its port, the brackets of an IPv6 literal and any trailing
+// dot. (By hand rather than net.SplitHostPort: this package stays free of the net stack.)
+func normalizeHost(h string) string {
+	if strings.HasPrefix(h, "[") {
+		if end := strings.IndexByte(h, ']'); end > 0 {
+			h = h[1:end] // "[::1]:80" and "[::1]"
+		}
+	} else if i := strings.LastIndexByte(h, ':'); i >= 0 && strings.IndexByte(h, ':') == i {
+		h = h[:i] // one colon: host:port. More than one is an unbracketed IPv6 literal: no port to drop.
+	}
+	h = strings.TrimSuffix(h, ".")
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(h)
+		}
+	}
+	return h
+}
+
+func (q *Require) empty() bool {
+	return len(q.Pools) == 0 && q.TokenUse == "" && len(q.GroupsAny) == 0 && len(q.GroupsAll) == 0 &&
+		len(q.ScopesAny) == 0 && len(q.ScopesAll) == 0 && len(q.Claims) == 0
+}
+
+// Subject is what requirements are checked against: the facts of a verified token.
+type Subject struct {
+	Pool     string
+	TokenUse string
+	Groups   []string
+	Scope    string // space-separated, as in the token
+	Claims   map[string][]string
+}
+
+// Unmet names the first requirement a Subject fails.
+type Unmet uint8
+
+// The unmet requirements, in the order they are checked.
+const (
+	Met Unmet = iota
+	UnmetPool
+	UnmetTokenUse
+	UnmetGroup
+	UnmetScope
+	UnmetClaim
+)
+
+// Check returns the first requirement s fails, or Met. Pool and token use come first: a token from the
+// wrong pool or of the wrong kind is refused whatever groups it claims.
+func (q *Require) Check(s *Subject) Unmet {
+	switch {
+	case len(q.Pools) > 0 && !slices.Contains(q.Pools, s.Pool):
+		return UnmetPool
+	case q.TokenUse != "" && q.TokenUse != s.TokenUse:
+		return UnmetTokenUse
+	case len(q.GroupsAny) > 0 && !slices.ContainsFunc(q.GroupsAny, func(g string) bool { return slices.Contains(s.Groups, g) }):
+		return UnmetGroup
+	case !allIn(q.GroupsAll, func(g string) bool { return slices.Contains(s.Groups, g) }):
+		return UnmetGroup
+	case len(q.ScopesAny) > 0 && !slices.ContainsFunc(q.ScopesAny, func(sc string) bool { return hasScope(s.Scope, sc) }):
+		return UnmetScope
+	case !allIn(q.ScopesAll, func(sc string) bool { return hasScope(s.Scope, sc) }):
+		return UnmetScope
+	}
+	for claim, allowed := range q.Claims {
+		if !slices.ContainsFunc(s.Claims[claim], func(v string) bool { return slices.Contains(allowed, v) }) {
+			return UnmetClaim
+		}
+	}
+	return Met
+}
+
+func allIn(want []string, has func(string) bool) bool {
+	for _, w := range want {
+		if !has(w) {
+			return false
+		}
+	}
+	return true
+}
+
+// hasScope reports whether the space-separated scope list holds want (RFC 6749 §3.3), without allocating.
+func hasScope(scope, want string) bool {
+	for s := range strings.FieldsSeq(scope) {
+		if s == want {
+			return true
+		}
+	}
+	return false
+}
