@@ -37,6 +37,10 @@ type Decision struct {
 	Identity    *token.Identity
 	Rule        string
 	Err         error // the cause of a deny, for logs; never sent to the client
+	// DryRun marks a deny answered as an allow (see Authorizer.DryRun): WouldBe is the outcome it would
+	// have had, Reason and Err stay the deny's.
+	DryRun  bool
+	WouldBe Outcome
 }
 
 // Allowed reports whether the request may proceed.
@@ -71,6 +75,8 @@ type Options struct {
 	Headers  IdentityHeaders
 	// ForwardToken false removes the Authorization header before the request reaches the upstream.
 	ForwardToken bool
+	// DryRun answers every deny as an allow, marked (see Observed); per-rule dry runs use Authorizer.DryRun.
+	DryRun bool
 }
 
 // Authorizer makes Decisions. It is safe for concurrent use.
