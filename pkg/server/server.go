@@ -4,16 +4,19 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -32,8 +35,14 @@ type Options struct {
 	Ready   func() bool
 	Metrics http.Handler // served at /metrics when set
 	Logger  *slog.Logger
-	// StopTimeout bounds the graceful stop; in-flight Checks past it are cut off (default 10s).
+	// DrainPeriod is how long the service keeps answering after ctx ends, with health NOT_SERVING and
+	// /readyz 503, so Envoy and Kubernetes stop sending before the listener closes (default 0).
+	DrainPeriod time.Duration
+	// StopTimeout bounds the whole stop, drain included: in-flight Checks still running when it ends are
+	// cut off (default 15s).
 	StopTimeout time.Duration
+	// TLS, when set, serves gRPC over TLS (see TLSOptions.ServerConfig; mTLS when it requires client certs).
+	TLS *tls.Config
 }
 
 // Server is the running listeners.
@@ -44,6 +53,9 @@ type Server struct {
 	admin  *http.Server
 	gln    net.Listener
 	aln    net.Listener
+
+	draining atomic.Bool   // ctx has ended: health NOT_SERVING, /readyz 503, still answering
+	stopping chan struct{} // closed when the drain ends and the gRPC listener closes
 }
 
 // Listen binds both listeners, so their addresses are known before serving (tests use port 0).
@@ -55,7 +67,7 @@ func Listen(ctx context.Context, opts Options) (*Server, error) {
 		opts.Ready = func() bool { return true }
 	}
 	if opts.StopTimeout <= 0 {
-		opts.StopTimeout = 10 * time.Second
+		opts.StopTimeout = 15 * time.Second
 	}
 	var lc net.ListenConfig
 	gln, err := lc.Listen(ctx, "tcp", opts.GRPCAddr)
@@ -67,13 +79,17 @@ func Listen(ctx context.Context, opts Options) (*Server, error) {
 		gln.Close()
 		return nil, fmt.Errorf("server: admin listener: %w", err)
 	}
-	s := &Server{opts: opts, gln: gln, aln: aln, health: health.NewServer()}
-	s.grpc = grpc.NewServer(
+	s := &Server{opts: opts, gln: gln, aln: aln, health: health.NewServer(), stopping: make(chan struct{})}
+	gopts := []grpc.ServerOption{
 		// Envoy holds a few long-lived HTTP/2 connections and multiplexes every Check over them.
-		grpc.MaxConcurrentStreams(1<<16),
-		grpc.MaxRecvMsgSize(4<<20),
+		grpc.MaxConcurrentStreams(1 << 16),
+		grpc.MaxRecvMsgSize(4 << 20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
+	}
+	if opts.TLS != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(opts.TLS)))
+	}
+	s.grpc = grpc.NewServer(gopts...)
 	authv3.RegisterAuthorizationServer(s.grpc, opts.Authorization)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
@@ -84,6 +100,10 @@ func Listen(ctx context.Context, opts Options) (*Server, error) {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !opts.Ready() {
 			http.Error(w, "not ready: signing keys not loaded for every pool", http.StatusServiceUnavailable)
+			return
+		}
+		if s.draining.Load() {
+			http.Error(w, "not ready: shutting down", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")
@@ -110,8 +130,9 @@ func (s *Server) setHealth(ready bool) {
 	s.health.SetServingStatus(AuthorizationService, st)
 }
 
-// Serve serves until ctx ends, then stops gracefully: health turns NOT_SERVING, in-flight Checks finish
-// (within StopTimeout), and it returns. An error means a listener failed.
+// Serve serves until ctx ends, then stops gracefully: health turns NOT_SERVING and /readyz 503 at once,
+// Checks are still answered for DrainPeriod, then the gRPC listener closes, in-flight Checks finish, and it
+// returns, all within StopTimeout of ctx's end. An error means a listener failed (and there is no drain).
 func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- s.grpc.Serve(s.gln) }()
@@ -129,7 +150,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		err = fmt.Errorf("server: %w", err)
 	}
 	wg.Wait()
-	s.stop()
+	s.stop(err == nil)
 	return err
 }
 
@@ -152,11 +173,19 @@ func (s *Server) watchReady(ctx context.Context) {
 	}
 }
 
-func (s *Server) stop() {
-	s.health.Shutdown() // every watcher sees NOT_SERVING
+func (s *Server) stop(drain bool) {
+	deadline := time.Now().Add(s.opts.StopTimeout)
+	s.draining.Store(true)
+	s.health.Shutdown() // every watcher sees NOT_SERVING; later SetServingStatus calls are ignored
+	if d := min(s.opts.DrainPeriod, s.opts.StopTimeout); drain && d > 0 {
+		s.opts.Logger.Info("draining: health is NOT_SERVING, still answering", "drain_period", d)
+		time.Sleep(d)
+	}
+	s.opts.Logger.Info("closing the gRPC listener; waiting for in-flight Checks", "deadline", time.Until(deadline).Round(time.Millisecond))
+	close(s.stopping)
 	done := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(done) }()
-	t := time.NewTimer(s.opts.StopTimeout)
+	t := time.NewTimer(max(time.Until(deadline), 0))
 	defer t.Stop()
 	select {
 	case <-done:
