@@ -95,9 +95,9 @@ func write(t *testing.T, path string, b []byte) {
 }
 
 type tlsFixture struct {
-	ca               *pki
+	ca                *pki
 	certFile, keyFile string
-	addr             string
+	addr              string
 }
 
 // serveTLS serves gRPC with TLS from files in a temp dir, with mTLS when mtls is set, reloading every 50ms.
