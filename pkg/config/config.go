@@ -23,6 +23,8 @@ type Config struct {
 	JWKS     JWKS     `yaml:"jwks"`
 	Pools    []Pool   `yaml:"pools"`
 	Identity Identity `yaml:"identity"`
+	// DryRun answers every deny as an allow marked x-auth-dry-run, still logged and counted (see ops.go).
+	DryRun bool `yaml:"dry_run"`
 }
 
 // Server holds the listen addresses.
@@ -30,6 +32,10 @@ type Server struct {
 	GRPCAddr  string `yaml:"grpc_addr"`  // Envoy ext_authz gRPC
 	HTTPAddr  string `yaml:"http_addr"`  // Envoy ext_authz HTTP; empty turns it off
 	AdminAddr string `yaml:"admin_addr"` // /healthz /readyz /metrics
+	// Shutdown and TLS: see ops.go.
+	DrainPeriod     Duration `yaml:"drain_period"`
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	TLS             TLS      `yaml:"tls"`
 }
 
 // Log sets the level and format of the service's logs.
@@ -118,7 +124,7 @@ func (d Duration) Std() time.Duration { return time.Duration(d) }
 func Default() Config {
 	forward := true
 	return Config{
-		Server: Server{GRPCAddr: ":9001", AdminAddr: ":9090"},
+		Server: Server{GRPCAddr: ":9001", AdminAddr: ":9090", DrainPeriod: Duration(5 * time.Second), ShutdownTimeout: Duration(15 * time.Second)},
 		Log:    Log{Level: "info", Format: "json"},
 		Token:  Token{MaxBytes: 8 << 10, Leeway: Duration(30 * time.Second)},
 		JWKS: JWKS{

@@ -42,7 +42,7 @@ func TestParseFullFile(t *testing.T) {
 		t.Fatalf("Parse(testdata/full.yaml) error = %v", err)
 	}
 	want := &Config{
-		Server: Server{GRPCAddr: "127.0.0.1:19001", HTTPAddr: "127.0.0.1:19002", AdminAddr: "127.0.0.1:19090"},
+		Server: Server{GRPCAddr: "127.0.0.1:19001", HTTPAddr: "127.0.0.1:19002", AdminAddr: "127.0.0.1:19090", DrainPeriod: Duration(3 * time.Second), ShutdownTimeout: Duration(20 * time.Second)},
 		Log:    Log{Level: "debug", Format: "text"},
 		Token:  Token{MaxBytes: 4096, Leeway: Duration(10 * time.Second)},
 		JWKS: JWKS{
@@ -63,6 +63,7 @@ func TestParseFullFile(t *testing.T) {
 			Claims:       map[string]string{"custom:tenant": "x-user-tenant", "email": "x-user-email"},
 			ForwardToken: ptr(false),
 		},
+		DryRun: true,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Parse(testdata/full.yaml) mismatch (-want +got):\n%s", diff)
@@ -125,7 +126,7 @@ func TestDefaultValues(t *testing.T) {
 	// The contract's documented defaults: changing one is a breaking change for every deployment.
 	d := Default()
 	want := Config{
-		Server: Server{GRPCAddr: ":9001", HTTPAddr: "", AdminAddr: ":9090"},
+		Server: Server{GRPCAddr: ":9001", HTTPAddr: "", AdminAddr: ":9090", DrainPeriod: Duration(5 * time.Second), ShutdownTimeout: Duration(15 * time.Second)},
 		Log:    Log{Level: "info", Format: "json"},
 		Token:  Token{MaxBytes: 8192, Leeway: Duration(30 * time.Second)},
 		JWKS:   JWKS{RefreshInterval: Duration(time.Hour), UnknownKIDWindow: Duration(time.Minute), FetchTimeout: Duration(5 * time.Second)},
