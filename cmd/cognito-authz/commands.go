@@ -218,7 +218,7 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 	if err != nil {
 		return exitError, err
 	}
-	a, err := build(cfg, newLogger(config.Log{Level: "error", Format: "text"}, stderr))
+	a, err := build(cfg, newLogger(config.Log{Level: "error", Format: "text"}, stderr), nil)
 	if err != nil {
 		return exitError, err
 	}

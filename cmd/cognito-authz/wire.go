@@ -11,6 +11,7 @@ import (
 	"github.com/cognito-authz/cognito-authz/pkg/config"
 	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
 	"github.com/cognito-authz/cognito-authz/pkg/jwks"
+	"github.com/cognito-authz/cognito-authz/pkg/metrics"
 	"github.com/cognito-authz/cognito-authz/pkg/server"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
@@ -33,7 +34,8 @@ type app struct {
 }
 
 // build maps the config onto the packages' options. Nothing is fetched yet: run the sets to load them.
-func build(cfg *config.Config, log *slog.Logger) (*app, error) {
+// m, when set, is told of every JWKS fetch.
+func build(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*app, error) {
 	a := &app{}
 	pools := make([]token.Pool, 0, len(cfg.Pools))
 	for _, p := range cfg.Pools {
@@ -43,6 +45,7 @@ func build(cfg *config.Config, log *slog.Logger) (*app, error) {
 			UnknownKIDWindow: cfg.JWKS.UnknownKIDWindow.Std(),
 			FetchTimeout:     cfg.JWKS.FetchTimeout.Std(),
 			Logger:           log.With("pool", p.Name),
+			OnRefresh:        onRefresh(m, p.Name),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("pool %s: %w", p.Name, err)
@@ -70,6 +73,7 @@ func build(cfg *config.Config, log *slog.Logger) (*app, error) {
 			TokenUse: id.TokenUse, Email: id.Email, Pool: id.Pool, Claims: id.Claims,
 		},
 		ForwardToken: *id.ForwardToken,
+		DryRun:       cfg.DryRun,
 	})
 	if err != nil {
 		return nil, err
@@ -90,22 +94,35 @@ func (a *app) ready() bool {
 // serve runs the key sets and the listeners until ctx ends. listening, when set, is called with the server
 // once it is bound.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, listening func(*server.Server)) error {
-	a, err := build(cfg, log)
+	m := newMetrics()
+	a, err := build(cfg, log, m)
 	if err != nil {
 		return err
 	}
+	tlsCfg, reloadTLS, err := listenerTLS(cfg.Server.TLS, log)
+	if err != nil {
+		return err
+	}
+	grpcChecks := authz.NewObserved(func() *authz.Authorizer { return a.authorizer }, "grpc", m, log)
 	srv, err := server.Listen(ctx, server.Options{
 		GRPCAddr:      cfg.Server.GRPCAddr,
 		AdminAddr:     cfg.Server.AdminAddr,
-		Authorization: extauthz.NewServer(func() extauthz.Checker { return a.authorizer }),
+		Authorization: extauthz.NewServer(func() extauthz.Checker { return grpcChecks }),
 		Ready:         a.ready,
 		Logger:        log,
+		Metrics:       m.Handler(),
+		DrainPeriod:   cfg.Server.DrainPeriod.Std(),
+		StopTimeout:   cfg.Server.ShutdownTimeout.Std(),
+		TLS:           tlsCfg,
 	})
 	if err != nil {
 		return err
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	if reloadTLS != nil {
+		wg.Go(func() { reloadTLS(ctx) })
+	}
 	setsCtx, stopSets := context.WithCancel(ctx)
 	defer stopSets()
 	for _, s := range a.sets {
@@ -118,4 +135,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, listening 
 	err = srv.Serve(ctx)
 	log.Info("cognito-authz stopped")
 	return err
+}
+
+// onRefresh is the key set's hook into the metrics (nil without metrics).
+func onRefresh(m *metrics.Metrics, pool string) func(string, int) {
+	if m == nil {
+		return nil
+	}
+	return m.JWKSRefresh(pool)
 }
