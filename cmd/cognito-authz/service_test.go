@@ -151,9 +151,15 @@ func startService(t *testing.T, cfg *config.Config) *service {
 // check asks the service about a GET / with headers.
 func (s *service) check(t testing.TB, headers map[string]string) extauthz.Summary {
 	t.Helper()
+	return s.checkPath(t, "/orders", headers)
+}
+
+// checkPath asks the service about a GET of path.
+func (s *service) checkPath(t testing.TB, path string, headers map[string]string) extauthz.Summary {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	resp, err := extauthz.Check(ctx, s.conn, extauthz.Probe{Method: "GET", Host: "api.example.com", Path: "/orders", Headers: headers})
+	resp, err := extauthz.Check(ctx, s.conn, extauthz.Probe{Method: "GET", Host: "api.example.com", Path: path, Headers: headers})
 	if err != nil {
 		t.Fatalf("Check: %v", err)
 	}
