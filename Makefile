@@ -37,6 +37,7 @@ fuzz: ## run every fuzz target for FUZZTIME (default 60s)
 	@for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; name=$${t##*:}; \
 	  echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+	  $(GO) test -list="^$$name$$" $$pkg | grep -x "$$name" >/dev/null || { echo "fuzz: $$pkg has no $$name (renamed? update FUZZ_TARGETS)"; exit 1; }; \
 	  $(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg > /tmp/fuzz.$$$$.log 2>&1 || { cat /tmp/fuzz.$$$$.log; rm -f /tmp/fuzz.$$$$.log; exit 1; }; \
 	  tail -n 2 /tmp/fuzz.$$$$.log; rm -f /tmp/fuzz.$$$$.log; \
 	done

@@ -19,16 +19,18 @@ import (
 	"github.com/cognito-authz/cognito-authz/pkg/authz"
 	"github.com/cognito-authz/cognito-authz/pkg/config"
 	"github.com/cognito-authz/cognito-authz/pkg/jwks"
+	"github.com/cognito-authz/cognito-authz/pkg/metrics"
 )
 
 // service is the running configuration. Requests read the current generation through an atomic pointer;
 // a reload builds a whole new generation beside it and swaps it in between requests, so a request sees
 // either the old config or the new one, never a mix, and never waits for a reload.
 type service struct {
-	log  *slog.Logger
-	load func() (*config.Config, error)
-	ctx  context.Context // lifetime of the key sets' refresh loops
-	wg   sync.WaitGroup  // the refresh loops
+	log     *slog.Logger
+	load    func() (*config.Config, error)
+	metrics *metrics.Metrics // nil in tests that need none
+	ctx     context.Context  // lifetime of the key sets' refresh loops
+	wg      sync.WaitGroup   // the refresh loops
 
 	cur atomic.Pointer[generation]
 
@@ -56,8 +58,8 @@ func setKey(cfg *config.Config, p config.Pool) string {
 }
 
 // newService builds the first generation and starts its key sets.
-func newService(ctx context.Context, cfg *config.Config, log *slog.Logger, load func() (*config.Config, error)) (*service, error) {
-	s := &service{log: log, load: load, ctx: ctx, sets: map[string]*liveSet{}}
+func newService(ctx context.Context, cfg *config.Config, log *slog.Logger, load func() (*config.Config, error), m *metrics.Metrics) (*service, error) {
+	s := &service{log: log, load: load, metrics: m, ctx: ctx, sets: map[string]*liveSet{}}
 	if err := s.apply(cfg); err != nil {
 		return nil, err
 	}
@@ -84,7 +86,7 @@ func (s *service) wait() { s.wg.Wait() }
 // refresh loops of the sets it no longer uses. On error nothing changes.
 func (s *service) apply(cfg *config.Config) error {
 	next := map[string]*liveSet{}
-	fresh := newKeys(s.log)
+	fresh := newKeys(s.log, s.metrics)
 	a, err := build(cfg, func(cfg *config.Config, p config.Pool) (*jwks.Set, error) {
 		k := setKey(cfg, p)
 		if ls, ok := next[k]; ok {
@@ -139,12 +141,20 @@ func (s *service) reload(trigger string) error {
 			}
 		}
 		if err = s.apply(cfg); err == nil {
+			s.countReload(nil)
 			s.log.Info("config reloaded", "trigger", trigger, "pools", len(cfg.Pools), "pools_keeping_keys", kept, "rules", len(cfg.Rules))
 			return nil
 		}
 	}
+	s.countReload(err)
 	s.log.Error("config reload rejected; the running config stays in force", "trigger", trigger, "error", err)
 	return err
+}
+
+func (s *service) countReload(err error) {
+	if s.metrics != nil {
+		s.metrics.ConfigReload(err)
+	}
 }
 
 // warnFixed warns about settings a reload cannot change: the listeners are bound once, and the logger and

@@ -93,22 +93,11 @@ func start(t *testing.T, path string) *running {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.conn.Close() })
-	eventually(t, "keys loaded", r.svc.ready)
+	eventually(t, 10*time.Second, "keys loaded", r.svc.ready)
 	return r
 }
 
 // eventually waits for cond, which an asynchronous event (a file watch, a key fetch) makes true.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // check asks over gRPC and returns "allow", "anonymous" or the deny reason.
 func (r *running) check(t testing.TB, path, tok string) (string, error) {
 	h := map[string]string{}
@@ -195,8 +184,8 @@ func TestReload(t *testing.T) {
 
 	t.Run("file_change_applied", func(t *testing.T) {
 		replaceFile(t, path, configFile("allow", mainIss, other))
-		eventually(t, "the watched change to apply", func() bool { got, _ := r.check(t, "/flip", tok); return got == "anonymous" })
-		eventually(t, "the new pool's keys", r.svc.ready)
+		eventually(t, 10*time.Second, "the watched change to apply", func() bool { got, _ := r.check(t, "/flip", tok); return got == "anonymous" })
+		eventually(t, 10*time.Second, "the new pool's keys", r.svc.ready)
 		if got := r.mustCheck(t, "/x", otherTok); got != "allow" {
 			t.Errorf("new pool's token = %s, want allow", got)
 		}
@@ -277,9 +266,9 @@ func TestReloadConfigMapSwap(t *testing.T) {
 		t.Fatalf("/flip = %s, want rule_denied", got)
 	}
 	version("..v2", "allow")
-	eventually(t, "the swapped ConfigMap to apply", func() bool { got, _ := r.check(t, "/flip", tok); return got == "anonymous" })
+	eventually(t, 10*time.Second, "the swapped ConfigMap to apply", func() bool { got, _ := r.check(t, "/flip", tok); return got == "anonymous" })
 	version("..v3", "deny")
-	eventually(t, "the second swap to apply", func() bool { got, _ := r.check(t, "/flip", tok); return got == "rule_denied" })
+	eventually(t, 10*time.Second, "the second swap to apply", func() bool { got, _ := r.check(t, "/flip", tok); return got == "rule_denied" })
 }
 
 // TestReloadUnderLoad reloads many times while clients keep asking over both transports: every request is
@@ -333,7 +322,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	for i := range 20 {
 		// Let the clients ask a few times under each config: reloads must land between live requests.
 		target := total.Load() + 8
-		eventually(t, "requests under this config", func() bool { return total.Load() >= target })
+		eventually(t, 10*time.Second, "requests under this config", func() bool { return total.Load() >= target })
 		flip := []string{"allow", "deny"}[i%2]
 		replaceFile(t, path, configFile(flip, iss))
 		if err := r.svc.reload("test"); err != nil {

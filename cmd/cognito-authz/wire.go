@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 
 	"github.com/cognito-authz/cognito-authz/pkg/authz"
 	"github.com/cognito-authz/cognito-authz/pkg/config"
 	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
 	"github.com/cognito-authz/cognito-authz/pkg/jwks"
+	"github.com/cognito-authz/cognito-authz/pkg/metrics"
 	"github.com/cognito-authz/cognito-authz/pkg/policy"
 	"github.com/cognito-authz/cognito-authz/pkg/server"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
@@ -35,8 +37,8 @@ type app struct {
 // keysFunc gives the key set of a pool: a new one, or (on reload) the one already loaded for it.
 type keysFunc func(cfg *config.Config, p config.Pool) (*jwks.Set, error)
 
-// newKeys makes a new, unloaded key set for p.
-func newKeys(log *slog.Logger) keysFunc {
+// newKeys makes a new, unloaded key set for p; m, when set, is told of every fetch.
+func newKeys(log *slog.Logger, m *metrics.Metrics) keysFunc {
 	return func(cfg *config.Config, p config.Pool) (*jwks.Set, error) {
 		return jwks.New(jwks.Options{
 			URL:              p.KeysURL(),
@@ -44,6 +46,7 @@ func newKeys(log *slog.Logger) keysFunc {
 			UnknownKIDWindow: cfg.JWKS.UnknownKIDWindow.Std(),
 			FetchTimeout:     cfg.JWKS.FetchTimeout.Std(),
 			Logger:           log.With("pool", p.Name),
+			OnRefresh:        onRefresh(m, p.Name),
 		})
 	}
 }
@@ -91,6 +94,7 @@ func build(cfg *config.Config, keys keysFunc) (*app, error) {
 			TokenUse: id.TokenUse, Email: id.Email, Pool: id.Pool, Claims: id.Claims,
 		},
 		ForwardToken: *id.ForwardToken,
+		DryRun:       cfg.DryRun,
 	})
 	if err != nil {
 		return nil, err
@@ -149,28 +153,44 @@ type serveOptions struct {
 // serve runs the key sets and the listeners until ctx ends, reloading the config on SIGHUP and on a change of
 // the watched file.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, o serveOptions) error {
+	m := newMetrics()
+	tlsCfg, reloadTLS, err := listenerTLS(cfg.Server.TLS, log)
+	if err != nil {
+		return err
+	}
 	setsCtx, stopSets := context.WithCancel(ctx)
-	svc, err := newService(setsCtx, cfg, log, o.load)
+	svc, err := newService(setsCtx, cfg, log, o.load, m)
 	if err != nil {
 		stopSets()
 		return err
 	}
 	defer svc.wait()
 	defer stopSets()
-	current := func() extauthz.Checker { return svc.authorizer() }
+	// Each transport observes (counts, times, logs, applies dry run) the current generation's decisions.
+	grpcChecks := authz.NewObserved(svc.authorizer, "grpc", m, log)
+	httpChecks := authz.NewObserved(svc.authorizer, "http", m, log)
 	srv, err := server.Listen(ctx, server.Options{
 		GRPCAddr:      cfg.Server.GRPCAddr,
 		HTTPAddr:      cfg.Server.HTTPAddr,
 		AdminAddr:     cfg.Server.AdminAddr,
-		Authorization: extauthz.NewServer(current),
-		HTTP: extauthz.NewHTTPHandler(current, extauthz.HTTPOptions{
+		Authorization: extauthz.NewServer(func() extauthz.Checker { return grpcChecks }),
+		HTTP: extauthz.NewHTTPHandler(func() extauthz.Checker { return httpChecks }, extauthz.HTTPOptions{
 			PathPrefix: cfg.Server.HTTPPathPrefix, TrustForwarded: cfg.Server.HTTPTrustForwarded,
 		}),
-		Ready:  svc.ready,
-		Logger: log,
+		Ready:       svc.ready,
+		Logger:      log,
+		Metrics:     m.Handler(),
+		DrainPeriod: cfg.Server.DrainPeriod.Std(),
+		StopTimeout: cfg.Server.ShutdownTimeout.Std(),
+		TLS:         tlsCfg,
 	})
 	if err != nil {
 		return err
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if reloadTLS != nil {
+		wg.Go(func() { reloadTLS(setsCtx) })
 	}
 	if o.load != nil {
 		go svc.reloadOn(setsCtx, o.watch)
@@ -183,4 +203,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, o serveOpt
 	err = srv.Serve(ctx)
 	log.Info("cognito-authz stopped")
 	return err
+}
+
+// onRefresh is the key set's hook into the metrics (nil without metrics).
+func onRefresh(m *metrics.Metrics, pool string) func(string, int) {
+	if m == nil {
+		return nil
+	}
+	return m.JWKSRefresh(pool)
 }

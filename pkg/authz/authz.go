@@ -41,6 +41,10 @@ type Decision struct {
 	Identity    *token.Identity // nil on an anonymous allow and on every deny before verification
 	Rule        string          // the name of the matched rule, or "default"
 	Err         error           // the cause of a deny, for logs; never sent to the client
+	// DryRun marks a deny answered as an allow (see Authorizer.DryRun): WouldBe is the outcome it would
+	// have had, Reason and Err stay the deny's.
+	DryRun  bool
+	WouldBe Outcome
 }
 
 // Allowed reports whether the request may proceed.
@@ -78,6 +82,8 @@ type Options struct {
 	Headers  IdentityHeaders
 	// ForwardToken false removes the Authorization header before the request reaches the upstream.
 	ForwardToken bool
+	// DryRun answers every deny as an allow, marked (see Observed); per-rule dry runs use Authorizer.DryRun.
+	DryRun bool
 }
 
 // Authorizer makes Decisions. It is safe for concurrent use.

@@ -27,6 +27,8 @@ type Config struct {
 	Identity Identity `yaml:"identity"`
 	Rules    []Rule   `yaml:"rules"`   // first match wins
 	Default  string   `yaml:"default"` // authenticated | allow | deny: what applies when no rule matches
+	// DryRun answers every deny as an allow marked x-auth-dry-run, still logged and counted (see ops.go).
+	DryRun bool `yaml:"dry_run"`
 }
 
 // Server holds the listen addresses.
@@ -42,6 +44,10 @@ type Server struct {
 	// and nginx auth_request send them. Only for a proxy that always sets these headers itself: otherwise a
 	// client would choose the path its request is judged by.
 	HTTPTrustForwarded bool `yaml:"http_trust_forwarded"`
+	// Shutdown and TLS: see ops.go.
+	DrainPeriod     Duration `yaml:"drain_period"`
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	TLS             TLS      `yaml:"tls"`
 }
 
 // Log sets the level and format of the service's logs.
@@ -193,7 +199,7 @@ func (d Duration) Std() time.Duration { return time.Duration(d) }
 func Default() Config {
 	forward := true
 	return Config{
-		Server: Server{GRPCAddr: ":9001", AdminAddr: ":9090"},
+		Server: Server{GRPCAddr: ":9001", AdminAddr: ":9090", DrainPeriod: Duration(5 * time.Second), ShutdownTimeout: Duration(15 * time.Second)},
 		Log:    Log{Level: "info", Format: "json"},
 		Token: Token{MaxBytes: 8 << 10, Leeway: Duration(30 * time.Second),
 			Sources: []TokenSource{{Header: "authorization", Prefix: "Bearer "}}},

@@ -44,7 +44,8 @@ func TestParseFullFile(t *testing.T) {
 	}
 	want := &Config{
 		Server: Server{GRPCAddr: "127.0.0.1:19001", HTTPAddr: "127.0.0.1:19002", AdminAddr: "127.0.0.1:19090",
-			HTTPPathPrefix: "/authz", HTTPTrustForwarded: true},
+			HTTPPathPrefix: "/authz", HTTPTrustForwarded: true,
+			DrainPeriod: Duration(3 * time.Second), ShutdownTimeout: Duration(20 * time.Second)},
 		Log: Log{Level: "debug", Format: "text"},
 		Token: Token{MaxBytes: 4096, Leeway: Duration(10 * time.Second), Sources: []TokenSource{
 			{Header: "authorization", Prefix: "Bearer "}, {Cookie: "id_token"}, {Header: "x-amzn-oidc-accesstoken"},
@@ -79,6 +80,7 @@ func TestParseFullFile(t *testing.T) {
 			{Name: "closed", Match: Match{PathPrefix: "/closed"}, Action: "deny"},
 		},
 		Default: "deny",
+		DryRun:  true,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Parse(testdata/full.yaml) mismatch (-want +got):\n%s", diff)
@@ -154,7 +156,7 @@ func TestDefaultValues(t *testing.T) {
 	// The contract's documented defaults: changing one is a breaking change for every deployment.
 	d := Default()
 	want := Config{
-		Server: Server{GRPCAddr: ":9001", HTTPAddr: "", AdminAddr: ":9090"},
+		Server: Server{GRPCAddr: ":9001", HTTPAddr: "", AdminAddr: ":9090", DrainPeriod: Duration(5 * time.Second), ShutdownTimeout: Duration(15 * time.Second)},
 		Log:    Log{Level: "info", Format: "json"},
 		Token: Token{MaxBytes: 8192, Leeway: Duration(30 * time.Second),
 			Sources: []TokenSource{{Header: "authorization", Prefix: "Bearer "}}},

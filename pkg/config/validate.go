@@ -68,6 +68,8 @@ func (c *Config) Validate() error {
 		addrs[addr] = key
 	}
 
+	c.Server.validateOps(bad)
+
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		bad("log.level %q: want debug, info, warn or error", c.Log.Level)
 	}

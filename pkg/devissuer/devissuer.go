@@ -57,6 +57,9 @@ type Issuer struct {
 	status  int    // non-zero: the JWKS endpoint answers with this status and a broken body
 	body    []byte // cached JWKS document
 
+	garbage bool          // the JWKS endpoint answers 200 with a body that is not a JWKS
+	delay   time.Duration // the JWKS endpoint waits this long before answering
+
 	fetches atomic.Int64
 }
 
@@ -99,6 +102,25 @@ func (i *Issuer) FailWith(status int) {
 	i.status = status
 }
 
+// Delay makes the JWKS endpoint wait d before answering, or until the client gives up (0 restores normal
+// service): a JWKS slower than the fetch timeout.
+func (i *Issuer) Delay(d time.Duration) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.delay = d
+}
+
+// ServeGarbage makes the JWKS endpoint answer 200 application/json with a body that is not a JWKS (false
+// restores normal service).
+func (i *Issuer) ServeGarbage(on bool) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.garbage = on
+}
+
+// garbageBody is truncated JSON: what a proxy's error page or a cut connection looks like to a decoder.
+const garbageBody = `{"keys":[{"kty":"RSA","kid":"x","n":`
+
 // ServeHTTP serves the JWKS at any path ending in /.well-known/jwks.json and, on POST /mint, mints a token
 // from form values (see MintRequest).
 func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -106,8 +128,20 @@ func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasSuffix(r.URL.Path, "/.well-known/jwks.json") && r.Method == http.MethodGet:
 		i.fetches.Add(1)
 		i.mu.Lock()
-		status, body := i.status, i.body
+		status, body, garbage, delay := i.status, i.body, i.garbage, i.delay
 		i.mu.Unlock()
+		if delay > 0 {
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				t.Stop()
+				return
+			}
+		}
+		if garbage {
+			body = []byte(garbageBody)
+		}
 		if status != 0 {
 			http.Error(w, "devissuer: failing on purpose", status)
 			return

@@ -96,7 +96,10 @@ func Response(d *authz.Decision) *authv3.CheckResponse {
 			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
 				Headers:         overwrite(d.Headers), // OVERWRITE_IF_EXISTS_OR_ADD, and append=false for older Envoys
 				HeadersToRemove: d.Remove,             // every identity header without a value: no spoofing
+
+				ResponseHeadersToAdd: dryRunHeaders(d), // x-auth-dry-run to the client on a dry run
 			}},
+			DynamicMetadata: Metadata(d),
 		}
 	}
 	return &authv3.CheckResponse{
@@ -106,6 +109,7 @@ func Response(d *authz.Decision) *authv3.CheckResponse {
 			Headers: overwrite(d.Headers), // www-authenticate on 401; never token contents
 			Body:    d.Body,
 		}},
+		DynamicMetadata: Metadata(d),
 	}
 }
 

@@ -126,6 +126,9 @@ func WriteHTTP(w http.ResponseWriter, d *authz.Decision) {
 		if len(d.Remove) > 0 {
 			hs.Set(HeadersToRemove, strings.Join(d.Remove, ","))
 		}
+		if d.DryRun { // the would-be deny, for the client (list it in Envoy's allowed_client_headers_on_success)
+			hs.Set(authz.DryRunHeader, string(d.Reason))
+		}
 		hs.Set("Content-Length", "0")
 		w.WriteHeader(http.StatusOK)
 		return

@@ -143,7 +143,7 @@ func (s *Set) Run(ctx context.Context) {
 			return
 		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 30*time.Second)
+		backoff = min(backoff*2, 30*time.Second, s.opts.RefreshInterval) // never later than a refresh would be
 	}
 	t := time.NewTicker(s.opts.RefreshInterval)
 	defer t.Stop()

@@ -4,16 +4,19 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -35,8 +38,14 @@ type Options struct {
 	Ready   func() bool
 	Metrics http.Handler // served at /metrics when set
 	Logger  *slog.Logger
-	// StopTimeout bounds the graceful stop; in-flight Checks past it are cut off (default 10s).
+	// DrainPeriod is how long the service keeps answering after ctx ends, with health NOT_SERVING and
+	// /readyz 503, so Envoy and Kubernetes stop sending before the listener closes (default 0).
+	DrainPeriod time.Duration
+	// StopTimeout bounds the whole stop, drain included: in-flight Checks still running when it ends are
+	// cut off (default 15s).
 	StopTimeout time.Duration
+	// TLS, when set, serves gRPC over TLS (see TLSOptions.ServerConfig; mTLS when it requires client certs).
+	TLS *tls.Config
 }
 
 // Server is the running listeners.
@@ -49,6 +58,9 @@ type Server struct {
 	gln     net.Listener
 	aln     net.Listener
 	hln     net.Listener
+
+	draining atomic.Bool   // ctx has ended: health NOT_SERVING, /readyz 503, still answering
+	stopping chan struct{} // closed when the drain ends and the gRPC listener closes
 }
 
 // Bounds of the HTTP ext_authz server. Envoy's own default limit on request headers is 60 KiB; a token,
@@ -68,7 +80,7 @@ func Listen(ctx context.Context, opts Options) (*Server, error) {
 		opts.Ready = func() bool { return true }
 	}
 	if opts.StopTimeout <= 0 {
-		opts.StopTimeout = 10 * time.Second
+		opts.StopTimeout = 15 * time.Second
 	}
 	var lc net.ListenConfig
 	gln, err := lc.Listen(ctx, "tcp", opts.GRPCAddr)
@@ -80,7 +92,7 @@ func Listen(ctx context.Context, opts Options) (*Server, error) {
 		gln.Close()
 		return nil, fmt.Errorf("server: admin listener: %w", err)
 	}
-	s := &Server{opts: opts, gln: gln, aln: aln, health: health.NewServer()}
+	s := &Server{opts: opts, gln: gln, aln: aln, health: health.NewServer(), stopping: make(chan struct{})}
 	if opts.HTTPAddr != "" {
 		if opts.HTTP == nil {
 			gln.Close()
@@ -92,6 +104,9 @@ func Listen(ctx context.Context, opts Options) (*Server, error) {
 			aln.Close()
 			return nil, fmt.Errorf("server: http listener: %w", err)
 		}
+		if opts.TLS != nil {
+			s.hln = tls.NewListener(s.hln, opts.TLS)
+		}
 		s.extHTTP = &http.Server{
 			Handler:           opts.HTTP,
 			MaxHeaderBytes:    httpMaxHeaderBytes,
@@ -100,14 +115,18 @@ func Listen(ctx context.Context, opts Options) (*Server, error) {
 			ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 		}
 	}
-	s.grpc = grpc.NewServer(
+	gopts := []grpc.ServerOption{
 		// Envoy holds a few long-lived HTTP/2 connections and multiplexes every Check over them.
-		grpc.MaxConcurrentStreams(1<<16),
-		grpc.MaxRecvMsgSize(4<<20),
+		grpc.MaxConcurrentStreams(1 << 16),
+		grpc.MaxRecvMsgSize(4 << 20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
+	}
+	if opts.TLS != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(opts.TLS)))
+	}
+	s.grpc = grpc.NewServer(gopts...)
 	authv3.RegisterAuthorizationServer(s.grpc, opts.Authorization)
-	healthpb.RegisterHealthServer(s.grpc, s.health)
+	healthpb.RegisterHealthServer(s.grpc, healthService{Server: s.health, stopping: s.stopping})
 	reflection.Register(s.grpc)
 	s.setHealth(false)
 
@@ -116,6 +135,10 @@ func Listen(ctx context.Context, opts Options) (*Server, error) {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !opts.Ready() {
 			http.Error(w, "not ready: signing keys not loaded for every pool", http.StatusServiceUnavailable)
+			return
+		}
+		if s.draining.Load() {
+			http.Error(w, "not ready: shutting down", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")
@@ -150,8 +173,9 @@ func (s *Server) setHealth(ready bool) {
 	s.health.SetServingStatus(AuthorizationService, st)
 }
 
-// Serve serves until ctx ends, then stops gracefully: health turns NOT_SERVING, in-flight Checks finish
-// (within StopTimeout), and it returns. An error means a listener failed.
+// Serve serves until ctx ends, then stops gracefully: health turns NOT_SERVING and /readyz 503 at once,
+// Checks are still answered for DrainPeriod, then the gRPC listener closes, in-flight Checks finish, and it
+// returns, all within StopTimeout of ctx's end. An error means a listener failed (and there is no drain).
 func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, 3)
 	go func() { errc <- s.grpc.Serve(s.gln) }()
@@ -167,16 +191,18 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 		}()
 	}
+	wctx, stopWatch := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { s.watchReady(ctx) })
+	wg.Go(func() { s.watchReady(wctx) })
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 		err = fmt.Errorf("server: %w", err)
 	}
+	stopWatch() // a failed listener ends Serve too, not only ctx
 	wg.Wait()
-	s.stop()
+	s.stop(err == nil)
 	return err
 }
 
@@ -199,12 +225,20 @@ func (s *Server) watchReady(ctx context.Context) {
 	}
 }
 
-func (s *Server) stop() {
-	s.health.Shutdown() // every watcher sees NOT_SERVING
+func (s *Server) stop(drain bool) {
+	deadline := time.Now().Add(s.opts.StopTimeout)
+	s.draining.Store(true)
+	s.health.Shutdown() // every watcher sees NOT_SERVING; later SetServingStatus calls are ignored
+	if d := min(s.opts.DrainPeriod, s.opts.StopTimeout); drain && d > 0 {
+		s.opts.Logger.Info("draining: health is NOT_SERVING, still answering", "drain_period", d)
+		time.Sleep(d)
+	}
+	s.opts.Logger.Info("closing the gRPC listener; waiting for in-flight Checks", "deadline", time.Until(deadline).Round(time.Millisecond))
+	close(s.stopping)
 	done := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(done) }()
 	httpDone := make(chan struct{})
-	hctx, hcancel := context.WithTimeout(context.Background(), s.opts.StopTimeout)
+	hctx, hcancel := context.WithDeadline(context.Background(), deadline)
 	defer hcancel()
 	go func() {
 		defer close(httpDone)
@@ -212,7 +246,7 @@ func (s *Server) stop() {
 			s.extHTTP.Close() // in-flight checks past the timeout are cut off, as on gRPC
 		}
 	}()
-	t := time.NewTimer(s.opts.StopTimeout)
+	t := time.NewTimer(max(time.Until(deadline), 0))
 	defer t.Stop()
 	select {
 	case <-done:

@@ -1,0 +1,199 @@
+package authz_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/cognito-authz/cognito-authz/pkg/authz"
+	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
+	"github.com/cognito-authz/cognito-authz/pkg/jwks"
+	"github.com/cognito-authz/cognito-authz/pkg/token"
+)
+
+func newDryRunAuthorizer(t *testing.T, dryRun, forward bool) (*devissuer.Issuer, *authz.Authorizer) {
+	t.Helper()
+	iss := devissuer.Start(t)
+	set, err := jwks.New(jwks.Options{URL: iss.JWKSURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := set.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	v, err := token.NewVerifier([]token.Pool{{Name: "main", Issuers: []string{iss.URL}, ClientIDs: []string{iss.ClientID},
+		TokenUse: "any", Keys: set}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := authz.New(authz.Options{Verifier: v, Headers: headers, ForwardToken: forward, DryRun: dryRun})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return iss, a
+}
+
+// observation is one ObserveCheck call.
+type observation struct{ Transport, Outcome, Reason, Rule string }
+
+type recorder struct {
+	mu  sync.Mutex
+	got []observation
+}
+
+func (r *recorder) ObserveCheck(transport, outcome, reason, rule string, took time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, observation{transport, outcome, reason, rule})
+}
+
+// logLines decodes JSON log lines.
+func logLines(t *testing.T, b *bytes.Buffer) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for line := range strings.Lines(b.String()) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		delete(m, "time")
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestDryRunAllowsAnonymously(t *testing.T) {
+	t.Parallel()
+	iss, a := newDryRunAuthorizer(t, true, false)
+	c := iss.Access()
+	c["exp"] = time.Now().Add(-time.Hour).Unix()
+	expired := iss.MustMint(t, c)
+
+	var logs bytes.Buffer
+	rec := &recorder{}
+	o := authz.NewObserved(func() *authz.Authorizer { return a }, "grpc", rec, slog.New(slog.NewJSONHandler(&logs, nil)))
+	r := bearer(expired)
+	r.RequestID = "req-1"
+	r.Path = "/orders?code=secret#frag"
+	d := o.Check(t.Context(), r)
+	if !d.Allowed() || !d.DryRun || d.WouldBe != authz.Unauthenticated || d.Reason != authz.ReasonTokenExpired {
+		t.Fatalf("dry run = allowed %v dry_run %v would_be %v reason %v", d.Allowed(), d.DryRun, d.WouldBe, d.Reason)
+	}
+	if len(d.Headers) != 0 {
+		t.Errorf("dry-run allow sets headers %v: it must be anonymous", d.Headers)
+	}
+	wantRemove := append(headerNames(headers), "authorization")
+	if diff := cmp.Diff(wantRemove, d.Remove); diff != "" {
+		t.Errorf("Remove mismatch (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]observation{{"grpc", "dry_run_unauthenticated", "token_expired", "default"}}, rec.got); diff != "" {
+		t.Errorf("observations mismatch (-want +got):\n%s", diff)
+	}
+	sum := sha256.Sum256([]byte(expired))
+	lines := logLines(t, &logs)
+	if len(lines) != 1 {
+		t.Fatalf("%d log lines, want 1", len(lines))
+	}
+	got := lines[0]
+	if e, _ := got["error"].(string); e == "" {
+		t.Error("deny line has no error")
+	}
+	delete(got, "error")
+	want := map[string]any{
+		"level": "INFO", "msg": "deny", "reason": "token_expired", "rule": "default", "outcome": "dry_run_unauthenticated",
+		"status": float64(401), "transport": "grpc", "method": "GET", "host": "", "path": "/orders", "request_id": "req-1",
+		"dry_run": true, "token_sha256": hex.EncodeToString(sum[:6]), "kid": "test-key-1",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("log line mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func headerNames(h authz.IdentityHeaders) []string {
+	return []string{h.Sub, h.Username, h.Groups, h.Scopes, h.ClientID, h.TokenUse, h.Email, h.Pool, "x-auth-tenant"}
+}
+
+func TestDryRunLeavesAllowsAlone(t *testing.T) {
+	t.Parallel()
+	iss, a := newDryRunAuthorizer(t, true, true)
+	o := authz.NewObserved(func() *authz.Authorizer { return a }, "grpc", nil, slog.New(slog.DiscardHandler))
+	d := o.Check(t.Context(), bearer(iss.MustMint(t, iss.Access())))
+	if !d.Allowed() || d.DryRun || d.Label() != "allow" {
+		t.Fatalf("valid token under dry run: allowed %v dry_run %v label %q", d.Allowed(), d.DryRun, d.Label())
+	}
+	if got := a.DryRun(d); got.DryRun {
+		t.Error("DryRun marked an allow")
+	}
+}
+
+func TestObservedLogsAllowsAtDebugOnly(t *testing.T) {
+	t.Parallel()
+	iss, a := newDryRunAuthorizer(t, false, true)
+	tok := iss.MustMint(t, iss.Access())
+	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
+		var logs bytes.Buffer
+		rec := &recorder{}
+		o := authz.NewObserved(func() *authz.Authorizer { return a }, "http", rec,
+			slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: level})))
+		o.Check(t.Context(), bearer(tok))
+		o.Check(t.Context(), &authz.Request{Method: "GET", Path: "/", Headers: token.HeaderMap{}}) // token_missing
+		lines := logLines(t, &logs)
+		var msgs []string
+		for _, l := range lines {
+			msgs = append(msgs, l["msg"].(string))
+		}
+		want := []string{"deny"}
+		if level == slog.LevelDebug {
+			want = []string{"allow", "deny"}
+			if lines[0]["sub"] != "0b5f3c1e-7a2d-4c1b-9e0f-aaaaaaaaaaaa" || lines[0]["client_id"] != iss.ClientID ||
+				lines[0]["token_use"] != "access" || lines[0]["kid"] != "test-key-1" {
+				t.Errorf("allow line lacks the identity: %v", lines[0])
+			}
+		}
+		if diff := cmp.Diff(want, msgs); diff != "" {
+			t.Errorf("level %v: messages mismatch (-want +got):\n%s", level, diff)
+		}
+		if diff := cmp.Diff([]observation{{"http", "allow", "ok", "default"}, {"http", "unauthenticated", "token_missing", "default"}}, rec.got); diff != "" {
+			t.Errorf("observations mismatch (-want +got):\n%s", diff)
+		}
+		if strings.Contains(logs.String(), tok[:40]) {
+			t.Error("the log holds the token")
+		}
+	}
+}
+
+func TestObservedDeniesCancelled(t *testing.T) {
+	t.Parallel()
+	iss, a := newDryRunAuthorizer(t, false, true)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	o := authz.NewObserved(func() *authz.Authorizer { return a }, "grpc", nil, slog.New(slog.DiscardHandler))
+	if d := o.Check(ctx, bearer(iss.MustMint(t, iss.Access()))); d.Allowed() {
+		t.Fatal("allowed a cancelled request")
+	}
+}
+
+func BenchmarkObservedAllow(b *testing.B) {
+	iss := devissuer.Start(b)
+	set, _ := jwks.New(jwks.Options{URL: iss.JWKSURL()})
+	if err := set.Refresh(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	v, _ := token.NewVerifier([]token.Pool{{Name: "main", Issuers: []string{iss.URL}, ClientIDs: []string{iss.ClientID}, TokenUse: "any", Keys: set}})
+	a, _ := authz.New(authz.Options{Verifier: v, Headers: headers, ForwardToken: true})
+	o := authz.NewObserved(func() *authz.Authorizer { return a }, "grpc", nil, slog.New(slog.NewJSONHandler(bytes.NewBuffer(nil), nil)))
+	r := bearer(iss.MustMint(b, iss.Access()))
+	b.ReportAllocs()
+	for b.Loop() {
+		o.Check(b.Context(), r)
+	}
+}

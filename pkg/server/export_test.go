@@ -1,0 +1,5 @@
+package server
+
+// Stopping is closed when the drain ends and the gRPC listener closes: Checks sent before it must all
+// succeed.
+func (s *Server) Stopping() <-chan struct{} { return s.stopping }
