@@ -121,6 +121,7 @@ func buildPolicy(cfg *config.Config) (*policy.Policy, error) {
 			Match: policy.Match{Host: m.Host, PathExact: m.PathExact, PathPrefix: m.PathPrefix, PathRegex: m.PathRegex,
 				Methods: m.Methods, ContextExtensions: m.ContextExtensions},
 			AnonymousOnInvalid: r.OptionalInvalid == "anonymous",
+			DryRun:             r.DryRun,
 		}
 		if m.Method != "" {
 			pr.Match.Methods = []string{m.Method}

@@ -157,6 +157,15 @@ func denial(o Outcome, r Reason, text string) Decision {
 // not an allow the matched rule grants is a deny (fail closed).
 func (a *Authorizer) Check(ctx context.Context, r *Request) Decision {
 	rule := a.opts.Policy.Match(&policy.Request{Method: r.Method, Host: r.Host, Path: r.Path, ContextExtensions: r.ContextExtensions})
+	d := a.decide(ctx, r, rule)
+	if rule.DryRun && !d.Allowed() && ctx.Err() == nil {
+		return a.DryRun(d) // the rule is being rolled out: answer its denies as marked allows
+	}
+	return d
+}
+
+// decide applies the matched rule to the request.
+func (a *Authorizer) decide(ctx context.Context, r *Request, rule *policy.Rule) Decision {
 	if err := ctx.Err(); err != nil {
 		// Envoy gave up on us: whatever we answer is not used, but never allow on a cancelled request.
 		return a.deny(rule, ReasonKeysUnavailable, err)

@@ -1,6 +1,7 @@
 package authz_test
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -288,6 +289,57 @@ func TestTokenSources(t *testing.T) {
 			d := f.a.Check(t.Context(), &authz.Request{Method: "GET", Path: "/", Headers: tt.headers})
 			if d.Reason != tt.wantReason {
 				t.Fatalf("reason = %s, want %s (%v)", d.Reason, tt.wantReason, d.Err)
+			}
+		})
+	}
+}
+
+// TestPerRuleDryRun rolls out one rule in dry run: its denies become marked anonymous allows, while other
+// rules keep denying and a cancelled request is never allowed.
+func TestPerRuleDryRun(t *testing.T) {
+	f := newTwoPools(t, []policy.Rule{
+		{Name: "admin-rollout", Match: policy.Match{PathPrefix: "/admin"}, Action: policy.Authenticated,
+			Require: policy.Require{GroupsAny: []string{"admins"}}, DryRun: true},
+		{Name: "closed", Match: policy.Match{PathPrefix: "/closed"}, Action: policy.Deny},
+	}, policy.Authenticated)
+	alice := f.main.MustMint(t, f.main.Access()) // group users, not admins
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	tests := []struct {
+		name        string
+		ctx         context.Context
+		path, token string
+		wantAllowed bool
+		wantDryRun  bool
+		wantReason  authz.Reason
+		wantWouldBe authz.Outcome
+	}{
+		{name: "requirement_unmet_is_a_marked_allow", path: "/admin/x", token: alice, wantAllowed: true, wantDryRun: true,
+			wantReason: authz.ReasonGroupRequired, wantWouldBe: authz.Forbidden},
+		{name: "no_token_is_a_marked_allow", path: "/admin/x", wantAllowed: true, wantDryRun: true,
+			wantReason: authz.ReasonTokenMissing, wantWouldBe: authz.Unauthenticated},
+		{name: "other_rules_still_deny", path: "/closed", token: alice, wantReason: authz.ReasonRuleDenied},
+		{name: "cancelled_request_never_allowed", ctx: cancelled, path: "/admin/x", token: alice, wantReason: authz.ReasonKeysUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := tt.ctx
+			if ctx == nil {
+				ctx = t.Context()
+			}
+			r := &authz.Request{Method: "GET", Path: tt.path, Headers: token.HeaderMap{}}
+			if tt.token != "" {
+				r.Headers = token.HeaderMap{"authorization": "Bearer " + tt.token, "x-auth-groups": "admins"}
+			}
+			d := f.a.Check(ctx, r)
+			if d.Allowed() != tt.wantAllowed || d.DryRun != tt.wantDryRun || d.Reason != tt.wantReason {
+				t.Fatalf("got allowed=%v dryRun=%v reason=%s, want %v %v %s", d.Allowed(), d.DryRun, d.Reason, tt.wantAllowed, tt.wantDryRun, tt.wantReason)
+			}
+			if !tt.wantDryRun {
+				return
+			}
+			if d.WouldBe != tt.wantWouldBe || len(d.Headers) != 0 || !slices.Contains(d.Remove, "x-auth-groups") {
+				t.Errorf("dry-run allow must carry no identity: wouldBe=%s set=%v remove=%v", d.WouldBe, d.Headers, d.Remove)
 			}
 		})
 	}

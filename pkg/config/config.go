@@ -80,6 +80,8 @@ type Rule struct {
 	// default) or anonymous (let it through without identity).
 	OptionalInvalid string   `yaml:"optional_invalid"`
 	Require         *Require `yaml:"require,omitempty"` // only with action authenticated
+	// DryRun answers this rule's denies as allows marked x-auth-dry-run, still logged and counted.
+	DryRun bool `yaml:"dry_run"`
 }
 
 // Match selects the requests a rule governs; every key set must hold.

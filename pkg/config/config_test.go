@@ -77,7 +77,7 @@ func TestParseFullFile(t *testing.T) {
 					ScopesAny: []string{"orders/write"}, ScopesAll: []string{"openid"},
 					Claims: map[string]StringList{"custom:tenant": {"acme"}, "roles": {"a", "b"}}}},
 			{Name: "feed", Match: Match{Host: "api.example.com", PathExact: "/feed"}, Action: "optional", OptionalInvalid: "anonymous"},
-			{Name: "closed", Match: Match{PathPrefix: "/closed"}, Action: "deny"},
+			{Name: "closed", Match: Match{PathPrefix: "/closed"}, Action: "deny", DryRun: true},
 		},
 		Default: "deny",
 		DryRun:  true,

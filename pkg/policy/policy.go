@@ -91,6 +91,9 @@ type Rule struct {
 	// AnonymousOnInvalid lets an Optional rule treat an invalid token like no token, as the per-service
 	// code this replaces did. Without it an invalid token is refused (401) even on an optional route.
 	AnonymousOnInvalid bool
+	// DryRun answers the rule's denies as allows marked with the would-be reason (authz.DryRunHeader), still
+	// logged and counted as dry_run_<outcome>: a new rule can be rolled out without refusing anyone.
+	DryRun bool
 }
 
 // DefaultName is the Rule.Name of the default rule.
