@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -916,5 +917,32 @@ func checkDockerfile(t *testing.T, def config.Config) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Dockerfile mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestGracePeriodCoversShutdown keeps the kubelet from killing a stop in progress: the pod's grace period
+// must cover the preStop sleep plus the service's whole shutdown (drain included) from its config.
+func TestGracePeriodCoversShutdown(t *testing.T) {
+	t.Parallel()
+	for _, dir := range []string{"kubernetes/base", "kubernetes/overlays/example"} {
+		t.Run(dir, func(t *testing.T) {
+			m := build(t, dir)
+			pod := m.Deployment.Spec.Template.Spec
+			if pod.TerminationGracePeriodSeconds == nil {
+				t.Fatal("terminationGracePeriodSeconds is not set")
+			}
+			grace := time.Duration(*pod.TerminationGracePeriodSeconds) * time.Second
+			var preStop time.Duration
+			if h := m.container(t).Lifecycle; h != nil && h.PreStop != nil && h.PreStop.Sleep != nil {
+				preStop = time.Duration(h.PreStop.Sleep.Seconds) * time.Second
+			}
+			cfg := m.serviceConfig(t)
+			if need := preStop + cfg.Server.ShutdownTimeout.Std(); grace <= need {
+				t.Errorf("terminationGracePeriodSeconds %s <= preStop %s + shutdown_timeout %s", grace, preStop, cfg.Server.ShutdownTimeout.Std())
+			}
+			if cfg.Server.DrainPeriod.Std() <= 0 {
+				t.Error("drain_period is 0: endpoints would still route to a pod that refuses connections")
+			}
+		})
 	}
 }
