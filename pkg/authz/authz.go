@@ -33,10 +33,12 @@ type Decision struct {
 	Description string   // client-facing, fixed text
 	Headers     []Header // allow: identity headers to set; deny: headers of the deny response
 	Remove      []string // allow: identity headers to remove from the request (every one not set)
-	Body        string   // deny: JSON body
-	Identity    *token.Identity
-	Rule        string
-	Err         error // the cause of a deny, for logs; never sent to the client
+	// Headers and Remove may be shared with other Decisions (prebuilt denies, cached identities): they are
+	// read-only. Replace the slice to change them, never write into it.
+	Body     string // deny: JSON body
+	Identity *token.Identity
+	Rule     string
+	Err      error // the cause of a deny, for logs; never sent to the client
 }
 
 // Allowed reports whether the request may proceed.
@@ -71,6 +73,8 @@ type Options struct {
 	Headers  IdentityHeaders
 	// ForwardToken false removes the Authorization header before the request reaches the upstream.
 	ForwardToken bool
+	// Cache bounds the verified-token cache; the zero value turns it off.
+	Cache CacheOptions
 }
 
 // Authorizer makes Decisions. It is safe for concurrent use.
@@ -78,6 +82,7 @@ type Authorizer struct {
 	opts   Options
 	names  []string            // every identity header
 	denies map[Reason]Decision // prebuilt: bodies and headers are fixed per reason
+	cache  *tokenCache         // nil: off
 }
 
 // New makes an Authorizer.
@@ -95,6 +100,12 @@ func New(opts Options) (*Authorizer, error) {
 	for r, info := range reasonInfo {
 		a.denies[r] = denial(info.outcome, r, info.text)
 	}
+	// The cache reads the verifier's clock: an entry stops serving at the instant the token stops verifying.
+	c, err := newTokenCache(opts.Cache, opts.Verifier.Now)
+	if err != nil {
+		return nil, err
+	}
+	a.cache = c
 	return a, nil
 }
 
@@ -124,11 +135,29 @@ func (a *Authorizer) Check(ctx context.Context, r *Request) Decision {
 	if err != nil {
 		return a.deny(reasonOf(err), err)
 	}
+	if a.cache == nil {
+		id, err := a.opts.Verifier.Verify(ctx, raw)
+		if err != nil {
+			return a.deny(reasonOf(err), err)
+		}
+		return a.allow(id)
+	}
+	k := key(raw)
+	if e, ok := a.cache.lookup(k); ok {
+		if e.id == nil {
+			return a.deny(e.reason, e.err)
+		}
+		return Decision{Outcome: Allow, Reason: ReasonOK, Identity: e.id, Rule: "default", Headers: e.headers, Remove: e.remove}
+	}
 	id, err := a.opts.Verifier.Verify(ctx, raw)
 	if err != nil {
-		return a.deny(reasonOf(err), err)
+		r := reasonOf(err)
+		a.cache.storeDeny(k, r, err)
+		return a.deny(r, err)
 	}
-	return a.allow(id)
+	d := a.allow(id)
+	a.cache.storeAllow(k, id, &d)
+	return d
 }
 
 func (a *Authorizer) deny(r Reason, err error) Decision {
