@@ -70,6 +70,11 @@ func build(cfg *config.Config, log *slog.Logger) (*app, error) {
 			TokenUse: id.TokenUse, Email: id.Email, Pool: id.Pool, Claims: id.Claims,
 		},
 		ForwardToken: *id.ForwardToken,
+		Cache: authz.CacheOptions{
+			MaxEntries:  cfg.Cache.MaxEntries,
+			MaxBytes:    int64(cfg.Cache.MaxBytes),
+			NegativeTTL: cfg.Cache.NegativeTTL.Std(),
+		},
 	})
 	if err != nil {
 		return nil, err
