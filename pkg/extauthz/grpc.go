@@ -5,7 +5,9 @@ package extauthz
 
 import (
 	"context"
+	"slices"
 	"strings"
+	"sync"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -27,6 +29,19 @@ type Checker interface {
 type Server struct {
 	authv3.UnimplementedAuthorizationServer
 	checker func() Checker
+	denied  sync.Map // authz.Reason → *deniedResponse
+}
+
+// deniedResponse is the CheckResponse of one deny, built once. Denies are fixed per reason, so every deny of
+// a reason returns the same message. That is safe because a message returned from a gRPC handler is only
+// read, by the codec (its cached sizes are atomic), and nothing on this server's path writes to it: no
+// interceptor or stats handler here touches responses. The decision it was built from is kept, so a deny
+// that differs (a later policy may vary headers or bodies) gets a response of its own.
+type deniedResponse struct {
+	outcome authz.Outcome
+	body    string
+	headers []authz.Header
+	resp    *authv3.CheckResponse
 }
 
 // NewServer serves the decisions of the Checker that current returns at the time of each request (so a
@@ -38,7 +53,22 @@ func NewServer(current func() Checker) *Server { return &Server{checker: current
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	r := Request(req)
 	d := s.checker().Check(ctx, &r)
+	if !d.Allowed() {
+		return s.deny(&d), nil
+	}
 	return Response(&d), nil
+}
+
+// deny returns the shared response of d's reason, building it on first use.
+func (s *Server) deny(d *authz.Decision) *authv3.CheckResponse {
+	if v, ok := s.denied.Load(d.Reason); ok {
+		if p := v.(*deniedResponse); p.outcome == d.Outcome && p.body == d.Body && slices.Equal(p.headers, d.Headers) {
+			return p.resp
+		}
+	}
+	r := Response(d)
+	s.denied.Store(d.Reason, &deniedResponse{outcome: d.Outcome, body: d.Body, headers: slices.Clone(d.Headers), resp: r})
+	return r
 }
 
 // Request translates a CheckRequest. Header names arrive lower-cased from Envoy, in the headers map or, with
@@ -109,6 +139,10 @@ func Response(d *authz.Decision) *authv3.CheckResponse {
 	}
 }
 
+// appendFalse is the legacy append flag of every header option: one immutable message, only ever read by
+// the codec, instead of one allocation per header per response.
+var appendFalse = wrapperspb.Bool(false)
+
 // overwrite makes header options that replace any value the request already has. Recent Envoys read
 // append_action; older ones read only the legacy append flag (envoyproxy/envoy#42857), so both are set.
 func overwrite(hs []authz.Header) []*corev3.HeaderValueOption {
@@ -117,7 +151,7 @@ func overwrite(hs []authz.Header) []*corev3.HeaderValueOption {
 		out[i] = &corev3.HeaderValueOption{
 			Header:       &corev3.HeaderValue{Key: h.Name, Value: h.Value},
 			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-			Append:       wrapperspb.Bool(false),
+			Append:       appendFalse,
 		}
 	}
 	return out
