@@ -130,7 +130,7 @@ func TestDefaultValues(t *testing.T) {
 		Log:    Log{Level: "info", Format: "json"},
 		Token:  Token{MaxBytes: 8192, Leeway: Duration(30 * time.Second)},
 		JWKS:   JWKS{RefreshInterval: Duration(time.Hour), UnknownKIDWindow: Duration(time.Minute), FetchTimeout: Duration(5 * time.Second)},
-		Cache:  Cache{MaxEntries: 100_000, MaxBytes: 16 << 20, NegativeTTL: Duration(10 * time.Second)},
+		Cache:  Cache{MaxEntries: 100_000, MaxBytes: 12 << 20, NegativeTTL: Duration(10 * time.Second)},
 		Identity: Identity{
 			Sub: "x-auth-sub", Username: "x-auth-username", Groups: "x-auth-groups", Scopes: "x-auth-scopes",
 			ClientID: "x-auth-client-id", TokenUse: "x-auth-token-use", Email: "x-auth-email", Pool: "x-auth-pool",
