@@ -8,6 +8,8 @@ BIN      := bin/cognito-authz
 # Every fuzz target, as package:Target. `make test` runs each briefly; `make fuzz` runs each for FUZZTIME.
 FUZZ_TARGETS := ./pkg/token:FuzzExtract ./pkg/token:FuzzVerify ./pkg/extauthz:FuzzCheck ./pkg/config:FuzzParse ./pkg/policy:FuzzMatch
 FUZZTIME ?= 60s
+# Flags of the load benchmark in `make bench`, e.g. LOADFLAGS="-rounds 5 -duration 10s".
+LOADFLAGS ?=
 
 # cognito-local, the offline Cognito emulator the e2e tests (pkg/e2e) run. Pinned; bump together with
 # cognitoLocalVersion in pkg/e2e. Installed once into the git-ignored .cache/; the stamp makes later (and
@@ -42,8 +44,9 @@ fuzz: ## run every fuzz target for FUZZTIME (default 60s)
 	  tail -n 2 /tmp/fuzz.$$$$.log; rm -f /tmp/fuzz.$$$$.log; \
 	done
 
-bench: ## Go micro-benchmarks of verify and Check
+bench: ## micro-benchmarks (Verify, Check cached/uncached), then the load benchmark against a no-op server
 	$(GO) test -run='^$$' -bench=. -benchmem -count=5 ./pkg/...
+	$(GO) run ./cmd/authz-load $(LOADFLAGS)
 
 lint: ## gofmt check and go vet
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }

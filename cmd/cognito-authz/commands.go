@@ -248,7 +248,7 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 	}
 	// verify judges the token alone, whatever route rules the file has.
 	cfg.Rules, cfg.Default = nil, "authenticated"
-	a, err := build(cfg, newKeys(newLogger(config.Log{Level: "error", Format: "text"}, stderr), nil))
+	a, err := build(cfg, newKeys(newLogger(config.Log{Level: "error", Format: "text"}, stderr), nil), nil)
 	if err != nil {
 		return exitError, err
 	}

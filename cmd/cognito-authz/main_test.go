@@ -594,6 +594,9 @@ func TestServeShutdown(t *testing.T) {
 
 	deadline := time.Now().Add(10 * time.Second)
 	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		// The token cache's clean-up goroutine holds only a weak pointer to it and ends once the cache is
+		// collected (so do the caches of replaced configs after a reload).
+		runtime.GC()
 		time.Sleep(20 * time.Millisecond) // polling for goroutines to exit, not waiting for time to pass
 	}
 	if n := runtime.NumGoroutine(); n > before {

@@ -53,3 +53,26 @@ func TestDryRunService(t *testing.T) {
 		t.Errorf("a valid token under dry run: allowed %v, set %v; want a normal allow", got.Allowed, got.Set)
 	}
 }
+
+// TestCacheMetrics: the verified-token cache reports hits, misses and entries on /metrics.
+func TestCacheMetrics(t *testing.T) {
+	t.Parallel()
+	iss := startIssuer(t)
+	s := startOps(t, testConfig(iss.pool("main")))
+	s.waitReady(t)
+	tok := iss.MustMint(t, iss.Access())
+	for range 3 {
+		if got := s.bearer(t, tok); !got.Allowed {
+			t.Fatalf("valid token denied: %s", got.Reason)
+		}
+	}
+	for series, want := range map[string]float64{
+		"cognito_authz_cache_misses_total": 1,
+		"cognito_authz_cache_hits_total":   2,
+		"cognito_authz_cache_entries":      1,
+	} {
+		if got := s.metric(t, series); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
+		}
+	}
+}

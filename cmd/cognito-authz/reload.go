@@ -102,7 +102,7 @@ func (s *service) apply(cfg *config.Config) error {
 		}
 		next[k] = &liveSet{set: set}
 		return set, nil
-	})
+	}, s.metrics)
 	if err != nil {
 		return err
 	}

@@ -53,7 +53,7 @@ func newKeys(log *slog.Logger, m *metrics.Metrics) keysFunc {
 
 // build maps the config onto the packages' options. Nothing is fetched: run the sets keys returns to load
 // them.
-func build(cfg *config.Config, keys keysFunc) (*app, error) {
+func build(cfg *config.Config, keys keysFunc, m *metrics.Metrics) (*app, error) {
 	a := &app{}
 	pools := make([]token.Pool, 0, len(cfg.Pools))
 	for _, p := range cfg.Pools {
@@ -95,6 +95,13 @@ func build(cfg *config.Config, keys keysFunc) (*app, error) {
 		},
 		ForwardToken: *id.ForwardToken,
 		DryRun:       cfg.DryRun,
+		Cache: authz.CacheOptions{
+			MaxEntries:  cfg.Cache.MaxEntries,
+			MaxBytes:    int64(cfg.Cache.MaxBytes),
+			NegativeTTL: cfg.Cache.NegativeTTL.Std(),
+			OnHit:       cacheHook(m, (*metrics.Metrics).CacheHit),
+			OnMiss:      cacheHook(m, (*metrics.Metrics).CacheMiss),
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -167,6 +174,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, o serveOpt
 	}
 	defer svc.wait()
 	defer stopSets()
+	m.SetCacheEntries(func() int { return svc.authorizer().CacheLen() })
 	// Each transport observes (counts, times, logs, applies dry run) the current generation's decisions.
 	grpcChecks := authz.NewObserved(svc.authorizer, "grpc", m, log)
 	httpChecks := authz.NewObserved(svc.authorizer, "http", m, log)
@@ -204,6 +212,14 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, o serveOpt
 	err = srv.Serve(ctx)
 	log.Info("cognito-authz stopped")
 	return err
+}
+
+// cacheHook is a cache counter of m (nil without metrics).
+func cacheHook(m *metrics.Metrics, count func(*metrics.Metrics)) func() {
+	if m == nil {
+		return nil
+	}
+	return func() { count(m) }
 }
 
 // onRefresh is the key set's hook into the metrics (nil without metrics).

@@ -34,13 +34,15 @@ type Header struct{ Name, Value string }
 type Decision struct {
 	Outcome     Outcome
 	Reason      Reason
-	Description string          // client-facing, fixed text
-	Headers     []Header        // allow: identity headers to set; deny: headers of the deny response
-	Remove      []string        // allow: identity headers to remove from the request (every one not set)
-	Body        string          // deny: JSON body
-	Identity    *token.Identity // nil on an anonymous allow and on every deny before verification
-	Rule        string          // the name of the matched rule, or "default"
-	Err         error           // the cause of a deny, for logs; never sent to the client
+	Description string   // client-facing, fixed text
+	Headers     []Header // allow: identity headers to set; deny: headers of the deny response
+	Remove      []string // allow: identity headers to remove from the request (every one not set)
+	// Headers and Remove may be shared with other Decisions (prebuilt denies, cached identities): they are
+	// read-only. Replace the slice to change them, never write into it.
+	Body     string          // deny: JSON body
+	Identity *token.Identity // nil on an anonymous allow and on every deny before verification
+	Rule     string          // the name of the matched rule, or "default"
+	Err      error           // the cause of a deny, for logs; never sent to the client
 	// DryRun marks a deny answered as an allow (see Authorizer.DryRun): WouldBe is the outcome it would
 	// have had, Reason and Err stay the deny's.
 	DryRun  bool
@@ -84,6 +86,8 @@ type Options struct {
 	ForwardToken bool
 	// DryRun answers every deny as an allow, marked (see Observed); per-rule dry runs use Authorizer.DryRun.
 	DryRun bool
+	// Cache bounds the verified-token cache; the zero value turns it off.
+	Cache CacheOptions
 }
 
 // Authorizer makes Decisions. It is safe for concurrent use.
@@ -93,6 +97,7 @@ type Authorizer struct {
 	denies    map[Reason]Decision      // prebuilt: bodies and headers are fixed per reason
 	forbidden [len(forbidden)]Decision // prebuilt, by policy.Unmet
 	anonymous []string                 // what an anonymous allow removes: every identity header (and authorization)
+	cache     *tokenCache              // nil: off
 }
 
 // errRuleDenied is the logged cause of a deny rule.
@@ -135,6 +140,12 @@ func New(opts Options) (*Authorizer, error) {
 		a.anonymous = append(a.anonymous, "authorization")
 	}
 	a.anonymous = slices.Clip(a.anonymous) // a caller appending to Remove must not write into the shared array
+	// The cache reads the verifier's clock: an entry stops serving at the instant the token stops verifying.
+	c, err := newTokenCache(opts.Cache, opts.Verifier.Now)
+	if err != nil {
+		return nil, err
+	}
+	a.cache = c
 	return a, nil
 }
 
@@ -178,8 +189,10 @@ func (a *Authorizer) decide(ctx context.Context, r *Request, rule *policy.Rule) 
 	}
 	raw, err := token.Extract(r.Headers, a.opts.Sources, a.opts.MaxBytes)
 	var id *token.Identity
+	var set []Header
+	var remove []string
 	if err == nil {
-		id, err = a.opts.Verifier.Verify(ctx, raw)
+		id, set, remove, err = a.verify(ctx, raw)
 	}
 	if err != nil {
 		// Optional: no credential is anonymous; a credential that does not verify is refused unless the
@@ -198,7 +211,50 @@ func (a *Authorizer) decide(ctx context.Context, r *Request, rule *policy.Rule) 
 			return d
 		}
 	}
-	return a.allow(rule, id)
+	return Decision{Outcome: Allow, Reason: ReasonOK, Identity: id, Rule: rule.Name, Headers: set, Remove: remove}
+}
+
+// CacheLen is the number of tokens the verified-token cache holds (0 when it is off).
+func (a *Authorizer) CacheLen() int {
+	if a.cache == nil {
+		return 0
+	}
+	return a.cache.c.EstimatedSize()
+}
+
+// verify returns raw's identity and its identity headers (to set, to remove), from the cache when it holds
+// them; a cached deny comes back as its cause. Only the identity is cached, never the decision: the rule's
+// requirements are checked on every request.
+func (a *Authorizer) verify(ctx context.Context, raw string) (*token.Identity, []Header, []string, error) {
+	if a.cache == nil {
+		id, err := a.opts.Verifier.Verify(ctx, raw)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		set, remove := a.identityHeaders(id)
+		return id, set, remove, nil
+	}
+	k := key(raw)
+	if e, ok := a.cache.lookup(k); ok {
+		if a.opts.Cache.OnHit != nil {
+			a.opts.Cache.OnHit()
+		}
+		if e.id == nil {
+			return nil, nil, nil, e.err
+		}
+		return e.id, e.headers, e.remove, nil
+	}
+	if a.opts.Cache.OnMiss != nil {
+		a.opts.Cache.OnMiss()
+	}
+	id, err := a.opts.Verifier.Verify(ctx, raw)
+	if err != nil {
+		a.cache.storeDeny(k, reasonOf(err), err)
+		return nil, nil, nil, err
+	}
+	set, remove := a.identityHeaders(id)
+	a.cache.storeAllow(k, id, &Decision{Headers: set, Remove: remove})
+	return id, set, remove, nil
 }
 
 func (a *Authorizer) deny(rule *policy.Rule, r Reason, err error) Decision {
@@ -214,37 +270,37 @@ func (a *Authorizer) anonymousAllow(rule *policy.Rule) Decision {
 	return Decision{Outcome: Allow, Reason: ReasonAnonymous, Rule: rule.Name, Remove: a.anonymous}
 }
 
-// allow sets every identity header the identity has a value for and removes all the others, so a client
-// can never smuggle one of them upstream.
-func (a *Authorizer) allow(rule *policy.Rule, id *token.Identity) Decision {
+// identityHeaders sets every identity header the identity has a value for and removes all the others, so a
+// client can never smuggle one of them upstream.
+func (a *Authorizer) identityHeaders(id *token.Identity) (set []Header, remove []string) {
 	h := a.opts.Headers
-	d := Decision{Outcome: Allow, Reason: ReasonOK, Identity: id, Rule: rule.Name,
-		Headers: make([]Header, 0, len(a.names))}
-	set := func(name, value string) {
+	set = make([]Header, 0, len(a.names))
+	add := func(name, value string) {
 		if name == "" {
 			return
 		}
 		if value == "" || !headerSafe(value) {
-			d.Remove = append(d.Remove, name)
+			remove = append(remove, name)
 			return
 		}
-		d.Headers = append(d.Headers, Header{name, value})
+		set = append(set, Header{name, value})
 	}
-	set(h.Sub, id.Subject)
-	set(h.Username, id.Username)
-	set(h.Groups, joinGroups(id.Groups))
-	set(h.Scopes, id.Scope)
-	set(h.ClientID, id.ClientID)
-	set(h.TokenUse, id.TokenUse)
-	set(h.Email, id.Email)
-	set(h.Pool, id.Pool)
+	add(h.Sub, id.Subject)
+	add(h.Username, id.Username)
+	add(h.Groups, joinGroups(id.Groups))
+	add(h.Scopes, id.Scope)
+	add(h.ClientID, id.ClientID)
+	add(h.TokenUse, id.TokenUse)
+	add(h.Email, id.Email)
+	add(h.Pool, id.Pool)
 	for _, c := range slices.Sorted(maps.Keys(h.Claims)) {
-		set(h.Claims[c], strings.Join(id.Claims[c], ","))
+		add(h.Claims[c], strings.Join(id.Claims[c], ","))
 	}
 	if !a.opts.ForwardToken {
-		d.Remove = append(d.Remove, "authorization")
+		remove = append(remove, "authorization")
 	}
-	return d
+	// Both may be shared by many Decisions (the cache): clip them so an append can never write into them.
+	return slices.Clip(set), slices.Clip(remove)
 }
 
 // joinGroups comma-joins the groups. A group whose name holds a comma (Cognito allows it) would read as two

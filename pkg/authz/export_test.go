@@ -27,3 +27,18 @@ func ReasonsComplete() error {
 	}
 	return nil
 }
+
+// Cached reports whether the cache would serve raw now (an entry that may not serve is dropped).
+func (a *Authorizer) Cached(raw string) bool {
+	if a.cache == nil {
+		return false
+	}
+	_, ok := a.cache.lookup(key(raw))
+	return ok
+}
+
+// CacheSize is the number of entries and their total weight, after pending evictions have run.
+func (a *Authorizer) CacheSize() (entries int, weight uint64) {
+	a.cache.c.CleanUp()
+	return a.cache.c.EstimatedSize(), a.cache.c.WeightedSize()
+}

@@ -55,6 +55,7 @@ func TestParseFullFile(t *testing.T) {
 			UnknownKIDWindow: Duration(30 * time.Second),
 			FetchTimeout:     Duration(2 * time.Second),
 		},
+		Cache: Cache{MaxEntries: 5000, MaxBytes: 8 << 20, NegativeTTL: Duration(5 * time.Second)},
 		Pools: []Pool{
 			{Name: "main", Region: "eu-west-1", UserPoolID: "eu-west-1_AbC123", ClientIDs: []string{"3n4b5urk1ft4fl3mg5e62d9ado", "second"}, TokenUse: "access"},
 			{
@@ -160,7 +161,8 @@ func TestDefaultValues(t *testing.T) {
 		Log:    Log{Level: "info", Format: "json"},
 		Token: Token{MaxBytes: 8192, Leeway: Duration(30 * time.Second),
 			Sources: []TokenSource{{Header: "authorization", Prefix: "Bearer "}}},
-		JWKS: JWKS{RefreshInterval: Duration(time.Hour), UnknownKIDWindow: Duration(time.Minute), FetchTimeout: Duration(5 * time.Second)},
+		JWKS:  JWKS{RefreshInterval: Duration(time.Hour), UnknownKIDWindow: Duration(time.Minute), FetchTimeout: Duration(5 * time.Second)},
+		Cache: Cache{MaxEntries: 100_000, MaxBytes: 12 << 20, NegativeTTL: Duration(10 * time.Second)},
 		Identity: Identity{
 			Sub: "x-auth-sub", Username: "x-auth-username", Groups: "x-auth-groups", Scopes: "x-auth-scopes",
 			ClientID: "x-auth-client-id", TokenUse: "x-auth-token-use", Email: "x-auth-email", Pool: "x-auth-pool",
@@ -194,6 +196,11 @@ func TestParseRejects(t *testing.T) {
 		{name: "duration_without_unit", data: minimal + "token: {leeway: 30}\n", want: []string{"line", "missing unit"}},
 		{name: "duration_not_scalar", data: minimal + "token: {leeway: [1s]}\n", want: []string{"line", "duration"}},
 		{name: "max_bytes_not_int", data: minimal + "token: {max_bytes: lots}\n", want: []string{"lots"}},
+		{name: "cache_size_bad_unit", data: minimal + "cache: {max_bytes: 16MB}\n", want: []string{"line", `size "16MB"`}},
+		{name: "cache_size_negative", data: minimal + "cache: {max_bytes: -1}\n", want: []string{`size "-1"`}},
+		{name: "cache_size_not_scalar", data: minimal + "cache: {max_bytes: [1]}\n", want: []string{"line", "size"}},
+		{name: "cache_size_overflow", data: minimal + "cache: {max_bytes: 9999999999999GiB}\n", want: []string{"size"}},
+		{name: "unknown_cache_key", data: minimal + "cache: {ttl: 1m}\n", want: []string{"ttl"}},
 		{name: "forward_token_null", data: minimal + "identity: {forward_token: null}\n", want: []string{"identity.forward_token must be true or false"}},
 		{name: "not_a_mapping", data: "just a string\n", want: []string{"cannot unmarshal"}},
 		{name: "unknown_rule_key", data: minimal + "rules: [{name: a, match: {path: /x}}]\n", want: []string{"path"}},
@@ -440,6 +447,16 @@ func TestValidate(t *testing.T) {
 		{name: "require_claim_empty_name", mutate: func(c *Config) {
 			c.Rules = []Rule{{Name: "a", Require: &Require{Claims: map[string]StringList{"": {"x"}}}}}
 		}, want: "require.claims: empty claim name"},
+		// cache
+		{name: "cache_off", mutate: func(c *Config) { c.Cache.MaxEntries, c.Cache.MaxBytes = 0, 0 }},
+		{name: "cache_entries_negative", mutate: func(c *Config) { c.Cache.MaxEntries = -1 }, want: "cache.max_entries -1: want 0 (off) to 10000000"},
+		{name: "cache_entries_above_range", mutate: func(c *Config) { c.Cache.MaxEntries = 10_000_001 }, want: "cache.max_entries 10000001"},
+		{name: "cache_bytes_below_range", mutate: func(c *Config) { c.Cache.MaxBytes = 1<<20 - 1 }, want: "cache.max_bytes 1048575: want 1MiB to 16GiB"},
+		{name: "cache_bytes_above_range", mutate: func(c *Config) { c.Cache.MaxBytes = 17 << 30 }, want: "cache.max_bytes 17GiB"},
+		{name: "cache_bytes_min", mutate: func(c *Config) { c.Cache.MaxBytes = 1 << 20 }},
+		{name: "negative_ttl_off", mutate: func(c *Config) { c.Cache.NegativeTTL = 0 }},
+		{name: "negative_ttl_negative", mutate: func(c *Config) { c.Cache.NegativeTTL = Duration(-time.Second) }, want: "cache.negative_ttl -1s: want 0s to 1m"},
+		{name: "negative_ttl_above_range", mutate: func(c *Config) { c.Cache.NegativeTTL = Duration(61 * time.Second) }, want: "cache.negative_ttl 1m1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -811,4 +828,35 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("round trip mismatch (-first +second):\n%s", diff)
 		}
 	})
+}
+
+func TestByteSize(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, yaml string
+		want       ByteSize
+		text       string // MarshalYAML
+	}{
+		{name: "plain", yaml: "4096", want: 4096, text: "4KiB"},
+		{name: "odd", yaml: "1000", want: 1000, text: "1000"},
+		{name: "kib", yaml: "512KiB", want: 512 << 10, text: "512KiB"},
+		{name: "mib", yaml: "16MiB", want: 16 << 20, text: "16MiB"},
+		{name: "gib", yaml: "2GiB", want: 2 << 30, text: "2GiB"},
+		{name: "zero", yaml: "0", want: 0, text: "0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var got ByteSize
+			if err := yaml.Unmarshal([]byte(tt.yaml), &got); err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("ByteSize(%q) = %d, want %d", tt.yaml, got, tt.want)
+			}
+			if s := got.String(); s != tt.text {
+				t.Errorf("String() = %q, want %q", s, tt.text)
+			}
+		})
+	}
 }

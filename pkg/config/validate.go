@@ -95,6 +95,16 @@ func (c *Config) Validate() error {
 		bad("jwks.fetch_timeout %s: want 100ms to 1m", d)
 	}
 
+	if n := c.Cache.MaxEntries; n < 0 || n > 10_000_000 {
+		bad("cache.max_entries %d: want 0 (off) to 10000000", n)
+	}
+	if b := c.Cache.MaxBytes; c.Cache.MaxEntries != 0 && (b < 1<<20 || b > 16<<30) {
+		bad("cache.max_bytes %s: want 1MiB to 16GiB", b)
+	}
+	if d := c.Cache.NegativeTTL.Std(); d < 0 || d > time.Minute {
+		bad("cache.negative_ttl %s: want 0s to 1m", d)
+	}
+
 	if len(c.Pools) == 0 {
 		bad("pools: at least one pool is required")
 	}

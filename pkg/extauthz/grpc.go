@@ -5,7 +5,9 @@ package extauthz
 
 import (
 	"context"
+	"slices"
 	"strings"
+	"sync"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -27,6 +29,21 @@ type Checker interface {
 type Server struct {
 	authv3.UnimplementedAuthorizationServer
 	checker func() Checker
+	denied  sync.Map // authz.Reason → *deniedResponse
+}
+
+// deniedResponse is the fixed part of one reason's deny, built once: the status and the denied HTTP
+// response (status, headers, body) are the same for every deny of a reason, so every such response shares
+// them. That is safe because a message returned from a gRPC handler is only read, by the codec (its cached
+// sizes are atomic), and nothing on this server's path writes to it: no interceptor or stats handler here
+// touches responses. The envelope and its dynamic metadata (rule, sub, dry run) are built per request. The
+// decision it was built from is kept, so a deny that differs gets parts of its own.
+type deniedResponse struct {
+	outcome authz.Outcome
+	body    string
+	headers []authz.Header
+	status  *rpcstatus.Status
+	http    *authv3.DeniedHttpResponse
 }
 
 // NewServer serves the decisions of the Checker that current returns at the time of each request (so a
@@ -38,7 +55,31 @@ func NewServer(current func() Checker) *Server { return &Server{checker: current
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	r := Request(req)
 	d := s.checker().Check(ctx, &r)
+	if !d.Allowed() {
+		return s.deny(&d), nil
+	}
 	return Response(&d), nil
+}
+
+// deny answers d with the shared fixed part of its reason's deny, building it on first use, and d's own
+// dynamic metadata.
+func (s *Server) deny(d *authz.Decision) *authv3.CheckResponse {
+	var p *deniedResponse
+	if v, ok := s.denied.Load(d.Reason); ok {
+		if c := v.(*deniedResponse); c.outcome == d.Outcome && c.body == d.Body && slices.Equal(c.headers, d.Headers) {
+			p = c
+		}
+	}
+	if p == nil {
+		r := Response(d)
+		p = &deniedResponse{outcome: d.Outcome, body: d.Body, headers: slices.Clone(d.Headers), status: r.Status, http: r.GetDeniedResponse()}
+		s.denied.Store(d.Reason, p)
+	}
+	return &authv3.CheckResponse{
+		Status:          p.status,
+		HttpResponse:    &authv3.CheckResponse_DeniedResponse{DeniedResponse: p.http},
+		DynamicMetadata: Metadata(d),
+	}
 }
 
 // Request translates a CheckRequest. Header names arrive lower-cased from Envoy, in the headers map or, with
@@ -113,6 +154,10 @@ func Response(d *authz.Decision) *authv3.CheckResponse {
 	}
 }
 
+// appendFalse is the legacy append flag of every header option: one immutable message, only ever read by
+// the codec, instead of one allocation per header per response.
+var appendFalse = wrapperspb.Bool(false)
+
 // overwrite makes header options that replace any value the request already has. Recent Envoys read
 // append_action; older ones read only the legacy append flag (envoyproxy/envoy#42857), so both are set.
 func overwrite(hs []authz.Header) []*corev3.HeaderValueOption {
@@ -121,7 +166,7 @@ func overwrite(hs []authz.Header) []*corev3.HeaderValueOption {
 		out[i] = &corev3.HeaderValueOption{
 			Header:       &corev3.HeaderValue{Key: h.Name, Value: h.Value},
 			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-			Append:       wrapperspb.Bool(false),
+			Append:       appendFalse,
 		}
 	}
 	return out

@@ -40,11 +40,12 @@ type fixture struct {
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
-	return newFixtureWith(t, nil)
+	return newFixtureWith(t, nil, authz.CacheOptions{})
 }
 
-// newFixtureWith is newFixture with a route policy (nil: none, default authenticated).
-func newFixtureWith(t testing.TB, p *policy.Policy) *fixture {
+// newFixtureWith is newFixture with a route policy (nil: none, default authenticated) and the
+// verified-token cache bounded by cache (zero: off).
+func newFixtureWith(t testing.TB, p *policy.Policy, cache authz.CacheOptions) *fixture {
 	t.Helper()
 	iss := devissuer.Start(t)
 	set, err := jwks.New(jwks.Options{URL: iss.JWKSURL()})
@@ -60,7 +61,7 @@ func newFixtureWith(t testing.TB, p *policy.Policy) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := authz.New(authz.Options{Verifier: v, Policy: p, ForwardToken: true, Headers: authz.IdentityHeaders{
+	a, err := authz.New(authz.Options{Verifier: v, Policy: p, ForwardToken: true, Cache: cache, Headers: authz.IdentityHeaders{
 		Sub: "x-auth-sub", Username: "x-auth-username", Groups: "x-auth-groups", Scopes: "x-auth-scopes",
 		ClientID: "x-auth-client-id", TokenUse: "x-auth-token-use", Email: "x-auth-email", Pool: "x-auth-pool",
 		Claims: map[string]string{"custom:tenant": "x-auth-tenant"},
@@ -96,8 +97,22 @@ func (f *fixture) serve(t *testing.T) *grpc.ClientConn {
 	return conn
 }
 
+// cacheOn is a small verified-token cache with negative entries.
+var cacheOn = authz.CacheOptions{MaxEntries: 1000, MaxBytes: 4 << 20, NegativeTTL: 10 * time.Second}
+
+// TestCheckGolden: the same responses with the cache off, and with it on, asked twice (the second answer
+// comes from the cache or from the shared deny responses).
 func TestCheckGolden(t *testing.T) {
-	f := newFixture(t)
+	for _, c := range []struct {
+		name  string
+		cache authz.CacheOptions
+		asks  int
+	}{{name: "uncached", asks: 1}, {name: "cached", cache: cacheOn, asks: 2}} {
+		t.Run(c.name, func(t *testing.T) { checkGolden(t, newFixtureWith(t, nil, c.cache), c.asks) })
+	}
+}
+
+func checkGolden(t *testing.T, f *fixture, asks int) {
 	conn := f.serve(t)
 	access := f.iss.MustMint(t, at(f.iss.Access()))
 	id := f.iss.MustMint(t, at(f.iss.IDToken()))
@@ -121,9 +136,12 @@ func TestCheckGolden(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := extauthz.Probe{Method: "GET", Host: "api.example.com", Path: "/orders?x=1", Headers: tt.headers}
-			got, err := extauthz.Check(t.Context(), conn, p)
-			if err != nil {
-				t.Fatalf("Check() error = %v", err)
+			var got *authv3.CheckResponse
+			for range asks {
+				var err error
+				if got, err = extauthz.Check(t.Context(), conn, p); err != nil {
+					t.Fatalf("Check() error = %v", err)
+				}
 			}
 			for _, v := range tt.headers {
 				if tok := strings.TrimPrefix(v, "Bearer "); len(tok) > 20 && strings.Contains(protojson.Format(got), tok[len(tok)-20:]) {

@@ -2,14 +2,17 @@ package extauthz_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/cognito-authz/cognito-authz/pkg/authz"
 	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
+	"github.com/cognito-authz/cognito-authz/pkg/policy"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
 
@@ -53,5 +56,39 @@ func BenchmarkMetadata(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		extauthz.Metadata(&d)
+	}
+}
+
+// TestSharedDenyKeepsPerRequestMetadata: denies of one reason share their fixed response parts, but each
+// answer carries its own request's metadata (a shared envelope would report the first request's rule).
+func TestSharedDenyKeepsPerRequestMetadata(t *testing.T) {
+	t.Parallel()
+	p, err := policy.New([]policy.Rule{
+		{Name: "closed-a", Match: policy.Match{PathPrefix: "/a"}, Action: policy.Deny},
+		{Name: "closed-b", Match: policy.Match{PathPrefix: "/b"}, Action: policy.Deny},
+	}, policy.Authenticated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixtureWith(t, p, cacheOn)
+	srv := extauthz.NewServer(func() extauthz.Checker { return f.a })
+	var shared *authv3.DeniedHttpResponse
+	for _, path := range []string{"/a", "/b", "/a", "/b"} {
+		resp, err := srv.Check(t.Context(), extauthz.Probe{Method: "GET", Path: path, Host: "h", Headers: map[string]string{}}.CheckRequest())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "closed" + strings.Replace(path, "/", "-", 1)
+		if got := resp.GetDynamicMetadata().GetFields()["rule"].GetStringValue(); got != want {
+			t.Errorf("%s: metadata rule = %q, want %q", path, got, want)
+		}
+		if resp.GetDeniedResponse() == nil || resp.GetStatus().GetMessage() != "rule_denied" {
+			t.Fatalf("%s: not a rule_denied deny: %v", path, resp)
+		}
+		if shared == nil {
+			shared = resp.GetDeniedResponse()
+		} else if resp.GetDeniedResponse() != shared {
+			t.Errorf("%s: deny parts not shared between denies of one reason", path)
+		}
 	}
 }

@@ -57,7 +57,7 @@ func policyFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newFixtureWith(t, p)
+	return newFixtureWith(t, p, authz.CacheOptions{})
 }
 
 func transportCases(t *testing.T, f *fixture) []transportCase {

@@ -37,8 +37,14 @@ var forbiddenHeaders = []string{"jku", "x5u", "jwk", "x5c", "crit"}
 const maxLifetime = 24 * time.Hour
 
 // KeySource gives the key for a token; *jwks.Set is one.
+//
+// Has is part of the interface, not a lookup kept beside it, because the verifier already owns the mapping
+// from a token to its pool's keys: an Identity carries its pool's KeySource, so a cache of verified
+// identities can ask whether the signing key is still held without a second pool registry to keep in step.
 type KeySource interface {
 	Keyfunc(ctx context.Context) jwt.Keyfunc
+	// Has reports whether kid is in the set as last loaded, without fetching.
+	Has(kid string) bool
 }
 
 // Pool is one Cognito user pool as the verifier sees it.
@@ -63,9 +69,22 @@ type Identity struct {
 	Claims   map[string][]string
 	JTI      string
 	KID      string
-	// Expires is when the token stops verifying: exp plus the leeway.
+	// Expires is when the token stops verifying: exp, at the second precision the validator compares at,
+	// plus the leeway. The token verifies at t exactly when t is before Expires.
 	Expires time.Time
+	// NotBefore is when the token starts verifying: the later of nbf and iat, less the leeway. The token
+	// verifies at t only when t is not before NotBefore.
+	NotBefore time.Time
+
+	keys KeySource // the key set of the pool that verified it
 }
+
+// KeyHeld reports whether the key that signed the token is still in its pool's key set. A key removed from
+// the JWKS on refresh makes it false, so a cache of identities stops serving the key's tokens.
+func (id *Identity) KeyHeld() bool { return id.keys != nil && id.keys.Has(id.KID) }
+
+// ValidAt reports whether the token's time claims accept t, as Verify would have judged them at t.
+func (id *Identity) ValidAt(t time.Time) bool { return t.Before(id.Expires) && !t.Before(id.NotBefore) }
 
 // Verifier checks tokens against a set of pools. It is safe for concurrent use.
 type Verifier struct {
@@ -83,7 +102,8 @@ type Option func(*Verifier)
 // WithLeeway allows clock skew on exp, nbf and iat (default 30s).
 func WithLeeway(d time.Duration) Option { return func(v *Verifier) { v.leeway = d } }
 
-// WithClock replaces time.Now, for tests.
+// WithClock replaces time.Now, for tests. Whatever caches verified identities reads the same clock
+// through Verifier.Now.
 func WithClock(now func() time.Time) Option { return func(v *Verifier) { v.now = now } }
 
 // WithMaxBytes bounds the token length (default 8 KiB).
@@ -128,6 +148,9 @@ func NewVerifier(pools []Pool, opts ...Option) (*Verifier, error) {
 	)
 	return v, nil
 }
+
+// Now is the verifier's clock: a cache of its identities must judge expiry by the same time.
+func (v *Verifier) Now() time.Time { return v.now() }
 
 // Verify returns the identity in raw, or an error wrapping one of this package's sentinels.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
@@ -216,9 +239,16 @@ func (v *Verifier) identity(p *Pool, kid string, c *claims) (*Identity, error) {
 	if p.TokenUse != "any" && p.TokenUse != c.TokenUse {
 		return nil, fmt.Errorf("%w: pool %s takes %s tokens, got %s", ErrTokenUse, p.Name, p.TokenUse, c.TokenUse)
 	}
+	// The validator compares NumericDates truncated to jwt.TimePrecision (a second): so must Expires and
+	// NotBefore, or a token with exp 100.5 would be cached half a second past the moment it stops verifying.
+	notBefore := c.Iat.Truncate(jwt.TimePrecision)
+	if c.Nbf.set && c.Nbf.Truncate(jwt.TimePrecision).After(notBefore) {
+		notBefore = c.Nbf.Truncate(jwt.TimePrecision)
+	}
 	id := &Identity{
 		Pool: p.Name, Subject: c.Sub, TokenUse: c.TokenUse, Email: c.Email, Scope: c.Scope, Groups: c.Groups,
-		Claims: c.extra, JTI: c.JTI, KID: kid, Expires: c.Exp.Add(v.leeway),
+		Claims: c.extra, JTI: c.JTI, KID: kid, Expires: c.Exp.Truncate(jwt.TimePrecision).Add(v.leeway),
+		NotBefore: notBefore.Add(-v.leeway), keys: p.Keys,
 	}
 	if c.TokenUse == "access" {
 		// Access tokens name their app client in client_id and carry no aud.
