@@ -13,7 +13,6 @@ import (
 
 	"github.com/cognito-authz/cognito-authz/pkg/authz"
 	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
-	"github.com/cognito-authz/cognito-authz/pkg/jwks"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
 
@@ -25,20 +24,21 @@ var headers = authz.IdentityHeaders{
 
 func newAuthorizer(t *testing.T, forward bool) (*devissuer.Issuer, *authz.Authorizer) {
 	t.Helper()
+	return newAuthorizerWith(t, authz.Options{ForwardToken: forward})
+}
+
+// newAuthorizerWith is an authorizer over one real pool ("main", any token use) served by a new dev issuer,
+// with opts; Verifier and Headers are filled in.
+func newAuthorizerWith(t *testing.T, opts authz.Options) (*devissuer.Issuer, *authz.Authorizer) {
+	t.Helper()
 	iss := devissuer.Start(t)
-	set, err := jwks.New(jwks.Options{URL: iss.JWKSURL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := set.Refresh(t.Context()); err != nil {
-		t.Fatal(err)
-	}
 	v, err := token.NewVerifier([]token.Pool{{Name: "main", Issuers: []string{iss.URL}, ClientIDs: []string{iss.ClientID},
-		TokenUse: "any", Keys: set}}, token.WithClaims("custom:tenant"))
+		TokenUse: "any", Keys: loadedSet(t, iss)}}, token.WithClaims("custom:tenant"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := authz.New(authz.Options{Verifier: v, Headers: headers, ForwardToken: forward})
+	opts.Verifier, opts.Headers = v, headers
+	a, err := authz.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,24 +22,7 @@ import (
 
 func newDryRunAuthorizer(t *testing.T, dryRun, forward bool) (*devissuer.Issuer, *authz.Authorizer) {
 	t.Helper()
-	iss := devissuer.Start(t)
-	set, err := jwks.New(jwks.Options{URL: iss.JWKSURL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := set.Refresh(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	v, err := token.NewVerifier([]token.Pool{{Name: "main", Issuers: []string{iss.URL}, ClientIDs: []string{iss.ClientID},
-		TokenUse: "any", Keys: set}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := authz.New(authz.Options{Verifier: v, Headers: headers, ForwardToken: forward, DryRun: dryRun})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return iss, a
+	return newAuthorizerWith(t, authz.Options{ForwardToken: forward, DryRun: dryRun})
 }
 
 // observation is one ObserveCheck call.
