@@ -110,10 +110,7 @@ func (c *Config) Validate() error {
 	}
 	names, issuers := map[string]bool{}, map[string]string{}
 	for i, p := range c.Pools {
-		at := fmt.Sprintf("pools[%d]", i)
-		if p.Name != "" {
-			at = fmt.Sprintf("pools[%d] (%s)", i, p.Name)
-		}
+		at := where("pools", i, p.Name)
 		switch {
 		case !nameRE.MatchString(p.Name):
 			bad("%s.name %q: want lower case letters, digits, - and _", at, p.Name)
@@ -251,10 +248,7 @@ func (c *Config) validateRules(bad func(string, ...any), pools map[string]bool) 
 	}
 	names := map[string]bool{}
 	for i, r := range c.Rules {
-		at := fmt.Sprintf("rules[%d]", i)
-		if r.Name != "" {
-			at = fmt.Sprintf("rules[%d] (%s)", i, r.Name)
-		}
+		at := where("rules", i, r.Name)
 		switch {
 		case !nameRE.MatchString(r.Name):
 			bad("%s.name %q: want lower case letters, digits, - and _", at, r.Name)
@@ -355,6 +349,14 @@ func validateRequire(bad func(string, ...any), at string, q *Require, pools map[
 			bad("%s.claims[%q]: list at least one allowed value", at, k)
 		}
 	}
+}
+
+// where names the i-th element of a list in a problem: "pools[1] (main)", or "pools[1]" when it has no name.
+func where(list string, i int, name string) string {
+	if name == "" {
+		return fmt.Sprintf("%s[%d]", list, i)
+	}
+	return fmt.Sprintf("%s[%d] (%s)", list, i, name)
 }
 
 func checkURL(s string) error {
