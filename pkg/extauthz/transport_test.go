@@ -279,3 +279,18 @@ func TestWriteHTTPForwardTokenFalse(t *testing.T) {
 		t.Error("removed header written empty")
 	}
 }
+
+func TestWriteHTTPDryRunMarker(t *testing.T) {
+	t.Parallel()
+	w := httptest.NewRecorder()
+	extauthz.WriteHTTP(w, &authz.Decision{Outcome: authz.Allow, Reason: authz.ReasonGroupRequired, DryRun: true,
+		WouldBe: authz.Forbidden, Remove: []string{"x-auth-sub"}})
+	if got := w.Header().Get(authz.DryRunHeader); w.Code != 200 || got != string(authz.ReasonGroupRequired) {
+		t.Errorf("dry-run allow: status %d, %s = %q; want 200 and the would-be reason", w.Code, authz.DryRunHeader, got)
+	}
+	w = httptest.NewRecorder()
+	extauthz.WriteHTTP(w, &authz.Decision{Outcome: authz.Allow, Reason: authz.ReasonOK})
+	if got := w.Header().Get(authz.DryRunHeader); got != "" {
+		t.Errorf("plain allow carries %s: %q", authz.DryRunHeader, got)
+	}
+}

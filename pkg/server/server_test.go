@@ -221,3 +221,26 @@ func TestHTTPAddrNeedsHandler(t *testing.T) {
 		t.Fatal("Listen() with HTTPAddr and no handler succeeded")
 	}
 }
+
+// TestServeReturnsWhenAListenerFails: a listener that fails ends Serve with an error, without waiting for
+// ctx (which nobody cancels here).
+func TestServeReturnsWhenAListenerFails(t *testing.T) {
+	srv, err := server.Listen(t.Context(), server.Options{GRPCAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Authorization: okServer{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(context.Background()) }()
+	time.Sleep(50 * time.Millisecond) // let Serve start accepting; the test is about what follows
+	if err := srv.BreakGRPCListener(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("Serve() = nil after its listener failed, want the error")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Serve did not return after its gRPC listener failed")
+	}
+}
