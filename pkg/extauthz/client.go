@@ -3,8 +3,6 @@ package extauthz
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -74,11 +72,3 @@ func Summarize(r *authv3.CheckResponse) Summary {
 	return s
 }
 
-// SortedHeaders returns the map's "name: value" lines in name order, for printing.
-func SortedHeaders(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		out = append(out, k+": "+m[k])
-	}
-	return out
-}
