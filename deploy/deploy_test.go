@@ -616,7 +616,7 @@ func envoyConfig(t *testing.T, path string) envoyFacts {
 			for _, p := range hs.GetAuthorizationResponse().GetAllowedUpstreamHeaders().GetPatterns() {
 				f.allowedUpstream = append(f.allowedUpstream, p.GetPrefix()+"*"+p.GetExact())
 			}
-			for _, p := range hs.GetAuthorizationRequest().GetAllowedHeaders().GetPatterns() {
+			for _, p := range ea.GetAllowedHeaders().GetPatterns() {
 				f.allowedRequest = append(f.allowedRequest, p.GetExact())
 			}
 			for _, p := range hs.GetAuthorizationResponse().GetAllowedClientHeaders().GetPatterns() {

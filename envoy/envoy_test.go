@@ -362,7 +362,7 @@ func TestExtAuthzFilter(t *testing.T) {
 					t.Errorf("http_service cluster = %q, want %q", got, tt.cluster)
 				}
 				timeout = hs.GetServerUri().GetTimeout().AsDuration()
-				checkHTTPHeaders(t, hs)
+				checkHTTPHeaders(t, f)
 			}
 			if timeout <= 0 || timeout > maxCheckTimeout {
 				t.Errorf("check timeout = %v, want in (0, %v]", timeout, maxCheckTimeout)
@@ -375,7 +375,8 @@ func TestExtAuthzFilter(t *testing.T) {
 }
 
 // checkHTTPHeaders asserts which headers cross the HTTP ext_authz boundary in each direction.
-func checkHTTPHeaders(t *testing.T, hs *extauthzv3.HttpService) {
+func checkHTTPHeaders(t *testing.T, ea *extauthzv3.ExtAuthz) {
+	hs := ea.GetHttpService()
 	t.Helper()
 	tests := []struct {
 		name string
@@ -383,8 +384,8 @@ func checkHTTPHeaders(t *testing.T, hs *extauthzv3.HttpService) {
 		want []string
 	}{
 		{
-			name: "authorization_request.allowed_headers",
-			list: hs.GetAuthorizationRequest().GetAllowedHeaders(),
+			name: "allowed_headers",
+			list: ea.GetAllowedHeaders(),
 			want: []string{"exact:authorization", "exact:cookie", "exact:x-request-id"},
 		},
 		{

@@ -201,7 +201,7 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	defer cancel()
 	resp, err := extauthz.Check(ctx, conn, *p)
 	if err != nil {
-		return exitError, fmt.Errorf("Check %s: %w", *addr, err)
+		return exitError, fmt.Errorf("check %s: %w", *addr, err)
 	}
 	return printSummary(stdout, extauthz.Summarize(resp)), nil
 }
