@@ -71,4 +71,3 @@ func Summarize(r *authv3.CheckResponse) Summary {
 	}
 	return s
 }
-
