@@ -30,6 +30,7 @@ require (
 
 require (
 	filippo.io/bigmod v0.1.0
+	github.com/go-json-experiment/json v1.27.2
 	golang.org/x/sys v0.48.0
 )
 

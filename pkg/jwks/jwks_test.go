@@ -668,7 +668,11 @@ type lockedWriter struct {
 	mu *sync.Mutex
 }
 
-func (l *lockedWriter) Write(b []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.w.Write(b) }
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
 
 // TestHoldsBindsTheKey: Holds is true for the key held under a kid, false once the JWKS serves another key
 // under the same kid, and a refresh serving the same key keeps Holds true.

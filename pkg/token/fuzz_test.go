@@ -96,6 +96,9 @@ func FuzzVerify(f *testing.F) {
 	f.Add(sign(f, key, map[string]any{"kid": nil}, timed(iss.Access())))
 	f.Add(sign(f, key, map[string]any{"jku": "http://x"}, timed(iss.Access())))
 	f.Add(rawClaims(f, key, timed(iss.Access()), `"exp":1e300`))
+	f.Add(rawClaims(f, key, timed(iss.Access()), `"Cognito:Groups":["admins"]`))
+	f.Add(rawClaims(f, key, timed(iss.Access()), `"cognito:groups":["a"],"cognito:group\u0073":["b"]`))
+	f.Add(rawHeader(f, key, `{"alg":"none","kid":"`+key.ID+`","alg":"RS256"}`, timed(iss.Access())))
 	for _, s := range []string{"", ".", "..", "a.b.c", "e30.e30.", "eyJhbGciOiJSUzI1NiJ9.e30.AAAA", "\x00", "..."} {
 		f.Add(s)
 	}
