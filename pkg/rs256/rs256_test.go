@@ -70,9 +70,16 @@ func sign(tb testing.TB, k *rsa.PrivateKey, msg []byte) []byte {
 // rawSign is the RSA private operation on em, with no padding: it lets a test sign an encoded message
 // that no honest signer would produce.
 func rawSign(k *rsa.PrivateKey, em []byte) []byte {
-	m := new(big.Int).SetBytes(em)
-	m.Mod(m, k.N)
-	return m.Exp(m, k.D, k.N).FillBytes(make([]byte, k.Size()))
+	c := new(big.Int).SetBytes(em)
+	c.Mod(c, k.N)
+	// By the Chinese remainder theorem, a quarter of the work of c^d mod n (the fuzz target signs a lot).
+	p, q := k.Primes[0], k.Primes[1]
+	m1 := new(big.Int).Exp(c, k.Precomputed.Dp, p)
+	m2 := new(big.Int).Exp(c, k.Precomputed.Dq, q)
+	h := m1.Sub(m1, m2)
+	h.Mul(h, k.Precomputed.Qinv).Mod(h, p)
+	m := h.Mul(h, q).Add(h, m2)
+	return m.FillBytes(make([]byte, k.Size()))
 }
 
 // encoded is the EMSA-PKCS1-v1_5 encoding of msg's SHA-256 for a key of size bytes.
