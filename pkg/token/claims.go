@@ -157,7 +157,7 @@ func ignoreType(err error) error {
 	return err
 }
 
-// decodeClaims reads the payload into c. A duplicate name or a known claim of the wrong type is ErrClaims;
+// decode reads the payload into c. A duplicate name or a known claim of the wrong type is ErrClaims;
 // JSON that does not parse is ErrMalformed.
 func (c *claims) decode(data []byte) error {
 	err := object(data, func(name string, dec *jsontext.Decoder) error {
