@@ -28,7 +28,11 @@ require (
 	sigs.k8s.io/yaml v1.6.0
 )
 
-require golang.org/x/sys v0.48.0
+require (
+	filippo.io/bigmod v0.1.0
+	github.com/go-json-experiment/json v1.27.2
+	golang.org/x/sys v0.48.0
+)
 
 require (
 	cel.dev/expr v0.25.3 // indirect

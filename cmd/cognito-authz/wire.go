@@ -47,6 +47,7 @@ func newKeys(log *slog.Logger, m *metrics.Metrics) keysFunc {
 			FetchTimeout:     cfg.JWKS.FetchTimeout.Std(),
 			Logger:           log.With("pool", p.Name),
 			OnRefresh:        onRefresh(m, p.Name),
+			OnRejected:       onRejected(m, p.Name),
 		})
 	}
 }
@@ -223,6 +224,13 @@ func cacheHook(m *metrics.Metrics, count func(*metrics.Metrics)) func() {
 }
 
 // onRefresh is the key set's hook into the metrics (nil without metrics).
+func onRejected(m *metrics.Metrics, pool string) func(string) {
+	if m == nil {
+		return nil
+	}
+	return m.JWKSRejected(pool)
+}
+
 func onRefresh(m *metrics.Metrics, pool string) func(string, int) {
 	if m == nil {
 		return nil

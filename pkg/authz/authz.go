@@ -219,7 +219,7 @@ func (a *Authorizer) CacheLen() int {
 	if a.cache == nil {
 		return 0
 	}
-	return a.cache.c.EstimatedSize()
+	return a.cache.size()
 }
 
 // verify returns raw's identity and its identity headers (to set, to remove), from the cache when it holds

@@ -14,14 +14,19 @@ import (
 
 // CacheOptions bound the verified-token cache. MaxEntries 0 turns it off.
 type CacheOptions struct {
-	MaxEntries int   // at most this many tokens are held
+	MaxEntries int   // at most this many verified tokens are held
 	MaxBytes   int64 // and at most about this much memory, by the estimate of weigh
 	// NegativeTTL is how long a token whose signature failed against a known key is answered from the
-	// cache; 0 caches no failures.
+	// cache; 0 caches no failures. Such failures have a budget of their own, on top of the one above:
+	// 1/16 of MaxEntries and of MaxBytes (at least one entry), so a flood of bad signatures can never evict
+	// a verified identity.
 	NegativeTTL time.Duration
 	// OnHit and OnMiss, when set, are told of every lookup (metrics).
 	OnHit, OnMiss func()
 }
+
+// negativeShare is the part of each bound that failed signatures get in addition.
+const negativeShare = 16
 
 // tokenCache maps the SHA-256 digest of a raw token to what verifying it found. The key is the full digest,
 // never a shorter hash: a collision would hand one caller another's identity, and SHA-256 has none anyone
@@ -31,12 +36,18 @@ type CacheOptions struct {
 // policy may require more of the same identity on another route, so requirements are applied per request.
 //
 // An entry serves only while the verifier's own clock says the token would still verify (Identity.ValidAt)
-// and while its signing key is still in its pool's key set (Identity.KeyHeld), checked on every hit. The
-// cache library's expiry, set to the same instant, only decides when the memory is given back.
+// and while the very key that verified it is still the one its pool's key set holds under its kid
+// (Identity.KeyHeld: a key removed, or replaced under the same kid, stops its tokens), checked on every
+// hit. The cache library's expiry, set to the same instant, only decides when the memory is given back.
+//
+// Verified identities and failed signatures live in two caches with separate bounds: the failures are
+// what an attacker can make at will, the identities are what the service is paid to keep warm.
 type tokenCache struct {
-	c         *otter.Cache[[sha256.Size]byte, *entry]
+	c         *otter.Cache[[sha256.Size]byte, *entry] // verified identities
+	neg       *otter.Cache[[sha256.Size]byte, *entry] // failed signatures; nil when NegativeTTL is 0
 	now       func() time.Time
-	minWeight uint32
+	minWeight uint32 // of an identity: the count bound through the weight bound
+	negWeight uint32 // of a failure: likewise, for its own bounds
 	negTTL    time.Duration
 }
 
@@ -62,23 +73,46 @@ func newTokenCache(o CacheOptions, now func() time.Time) (*tokenCache, error) {
 	if o.MaxBytes < minEntryBytes {
 		return nil, fmt.Errorf("authz: cache max bytes %d holds no entry", o.MaxBytes)
 	}
-	// Both bounds through one weight: every entry weighs at least MaxBytes/MaxEntries, so the total weight
-	// bound MaxBytes also caps the count at MaxEntries (otter takes a size or a weight bound, not both).
-	minWeight := uint64(o.MaxBytes+int64(o.MaxEntries)-1) / uint64(o.MaxEntries)
-	tc := &tokenCache{now: now, minWeight: uint32(min(minWeight, 1<<31)), negTTL: o.NegativeTTL}
+	c, minWeight, err := newBounded(o.MaxEntries, o.MaxBytes)
+	if err != nil {
+		return nil, err
+	}
+	tc := &tokenCache{c: c, now: now, minWeight: minWeight, negTTL: o.NegativeTTL}
+	if o.NegativeTTL > 0 {
+		n, b := max(o.MaxEntries/negativeShare, 1), max(o.MaxBytes/negativeShare, minEntryBytes)
+		if tc.neg, tc.negWeight, err = newBounded(n, b); err != nil {
+			return nil, err
+		}
+	}
+	return tc, nil
+}
+
+// newBounded makes one cache holding at most maxEntries entries and maxBytes of weight. Both bounds go
+// through one weight: every entry weighs at least the returned minimum, maxBytes/maxEntries, so the total
+// weight bound also caps the count (otter takes a size or a weight bound, not both).
+func newBounded(maxEntries int, maxBytes int64) (*otter.Cache[[sha256.Size]byte, *entry], uint32, error) {
+	minWeight := uint64(maxBytes+int64(maxEntries)-1) / uint64(maxEntries)
 	c, err := otter.New(&otter.Options[[sha256.Size]byte, *entry]{
-		MaximumWeight:   uint64(o.MaxBytes),
-		InitialCapacity: min(o.MaxEntries, 4096),
+		MaximumWeight:   uint64(maxBytes),
+		InitialCapacity: min(maxEntries, 4096),
 		Weigher:         func(_ [sha256.Size]byte, e *entry) uint32 { return e.weight },
 		ExpiryCalculator: otter.ExpiryCreatingFunc(func(e otter.Entry[[sha256.Size]byte, *entry]) time.Duration {
 			return e.Value.ttl
 		}),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("authz: cache: %w", err)
+		return nil, 0, fmt.Errorf("authz: cache: %w", err)
 	}
-	tc.c = c
-	return tc, nil
+	return c, uint32(min(minWeight, 1<<31)), nil
+}
+
+// size is the number of entries held, of both kinds.
+func (tc *tokenCache) size() int {
+	n := tc.c.EstimatedSize()
+	if tc.neg != nil {
+		n += tc.neg.EstimatedSize()
+	}
+	return n
 }
 
 // key is the SHA-256 digest of the raw token. The token's bytes are hashed in place: sha256 does not keep
@@ -88,21 +122,24 @@ func key(raw string) [sha256.Size]byte {
 }
 
 // lookup returns the entry for k if it may serve now. An entry that may not (expired, not yet valid, or its
-// key removed from the JWKS) is dropped, and the caller verifies the token afresh.
+// key no longer held) is dropped, and the caller verifies the token afresh.
 func (tc *tokenCache) lookup(k [sha256.Size]byte) (*entry, bool) {
-	e, ok := tc.c.GetIfPresent(k)
-	if !ok {
-		return nil, false
-	}
-	now := tc.now()
-	if e.id == nil {
-		if now.Before(e.until) {
+	if e, ok := tc.c.GetIfPresent(k); ok {
+		if e.id.ValidAt(tc.now()) && e.id.KeyHeld() {
 			return e, true
 		}
-	} else if e.id.ValidAt(now) && e.id.KeyHeld() {
-		return e, true
+		tc.c.Invalidate(k)
+		return nil, false
 	}
-	tc.c.Invalidate(k)
+	if tc.neg == nil {
+		return nil, false
+	}
+	if e, ok := tc.neg.GetIfPresent(k); ok {
+		if tc.now().Before(e.until) {
+			return e, true
+		}
+		tc.neg.Invalidate(k)
+	}
 	return nil, false
 }
 
@@ -117,15 +154,16 @@ func (tc *tokenCache) storeAllow(k [sha256.Size]byte, id *token.Identity, d *Dec
 	tc.c.Set(k, e)
 }
 
-// storeDeny caches a failed signature check against a known key for NegativeTTL. Nothing else is cached as
-// a deny: an unknown kid may become known on the next refresh, and keys_unavailable is a moment's state.
+// storeDeny caches a failed signature check against a known key for NegativeTTL, in the failures' own
+// budget. Nothing else is cached as a deny: an unknown kid may become known on the next refresh, and
+// keys_unavailable is a moment's state.
 func (tc *tokenCache) storeDeny(k [sha256.Size]byte, r Reason, err error) {
-	if tc.negTTL <= 0 || r != ReasonSignatureInvalid || !errors.Is(err, token.ErrSignature) {
+	if tc.neg == nil || r != ReasonSignatureInvalid || !errors.Is(err, token.ErrSignature) {
 		return
 	}
 	e := &entry{reason: r, err: err, until: tc.now().Add(tc.negTTL), ttl: tc.negTTL}
-	e.weight = max(weigh(e), tc.minWeight)
-	tc.c.Set(k, e)
+	e.weight = max(weigh(e), tc.negWeight)
+	tc.neg.Set(k, e)
 }
 
 // The estimate of an entry's memory, measured with TestCacheEntryCost: the otter node and its map slot,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -296,5 +297,75 @@ func TestCacheServesIdentityNotDecision(t *testing.T) {
 	}
 	if fmt.Sprint(first.Headers, first.Remove) != fmt.Sprint(second.Headers, second.Remove) {
 		t.Errorf("headers differ: fresh %v %v, cached %v %v", first.Headers, first.Remove, second.Headers, second.Remove)
+	}
+}
+
+// TestCacheKeyReplacedSameKID: with a warm cache, a JWKS that serves another key under the same kid stops
+// the old key's tokens on the next request: the cache is bound to the key, not only to its kid.
+func TestCacheKeyReplacedSameKID(t *testing.T) {
+	t.Parallel()
+	f := newCached(t, cacheOn)
+	tok := f.mint(t, 1)
+	for range 2 {
+		wantDecision(t, f.a.Check(t.Context(), bearer(tok)), authz.ReasonOK)
+	}
+	if !f.a.Cached(tok) {
+		t.Fatal("not cached")
+	}
+	// A refresh that serves the same key keeps the entry.
+	if err := f.set.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if !f.a.Cached(tok) {
+		t.Fatal("a refresh serving the same key dropped the entry")
+	}
+	replaced, err := devissuer.NewKey(f.iss.SigningKey().ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.iss.SetKeys(replaced, replaced)
+	if err := f.set.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if !f.set.Has(replaced.ID) {
+		t.Fatalf("the kid %q is no longer held", replaced.ID)
+	}
+	wantDecision(t, f.a.Check(t.Context(), bearer(tok)), authz.ReasonSignatureInvalid)
+	// The replacing key's tokens verify and are cached.
+	fresh := f.mint(t, 2)
+	wantDecision(t, f.a.Check(t.Context(), bearer(fresh)), authz.ReasonOK)
+	if !f.a.Cached(fresh) {
+		t.Fatal("a token of the replacing key is not cached")
+	}
+}
+
+// TestCacheNegativeFloodKeepsIdentities: a flood of bad signatures, many times the cache's size, evicts no
+// verified identity: failures have a budget of their own.
+func TestCacheNegativeFloodKeepsIdentities(t *testing.T) {
+	t.Parallel()
+	const warm = 64
+	f := newCached(t, authz.CacheOptions{MaxEntries: warm, MaxBytes: 64 << 20, NegativeTTL: time.Minute})
+	toks := make([]string, warm)
+	for i := range toks {
+		toks[i] = f.mint(t, i)
+		for range 2 {
+			wantDecision(t, f.a.Check(t.Context(), bearer(toks[i])), authz.ReasonOK)
+		}
+	}
+	good := toks[0]
+	sig := strings.LastIndexByte(good, '.') + 1
+	for i := range 20 * warm {
+		// Distinct signatures of base64url digits, away from the last character's padding bits.
+		bad := good[:sig+10] + fmt.Sprintf("%08d", i) + good[sig+18:]
+		wantDecision(t, f.a.Check(t.Context(), bearer(bad)), authz.ReasonSignatureInvalid)
+	}
+	f.a.CleanUpCache()
+	for i, tok := range toks {
+		if !f.a.Cached(tok) {
+			t.Errorf("warm identity %d was evicted by the flood of bad signatures", i)
+		}
+	}
+	if n, _ := f.a.CacheSize(); n != warm {
+		t.Errorf("identities held = %d, want %d", n, warm)
 	}
 }

@@ -42,3 +42,11 @@ func (a *Authorizer) CacheSize() (entries int, weight uint64) {
 	a.cache.c.CleanUp()
 	return a.cache.c.EstimatedSize(), a.cache.c.WeightedSize()
 }
+
+// CleanUpCache runs the pending evictions of both caches.
+func (a *Authorizer) CleanUpCache() {
+	a.cache.c.CleanUp()
+	if a.cache.neg != nil {
+		a.cache.neg.CleanUp()
+	}
+}

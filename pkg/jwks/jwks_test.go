@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,7 +24,6 @@ import (
 
 	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
 	"github.com/cognito-authz/cognito-authz/pkg/jwks"
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -79,15 +80,36 @@ func newSet(t *testing.T, opts jwks.Options) *jwks.Set {
 	return set
 }
 
-// verify parses tok as a real caller does, with the set's Keyfunc.
+// verify checks tok's RS256 signature as the verifier does: the key for its kid from the set, then rs256.
 func verify(ctx context.Context, set *jwks.Set, tok string) error {
-	_, err := jwt.Parse(tok, set.Keyfunc(ctx), jwt.WithValidMethods([]string{"RS256"}))
-	return err
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return fmt.Errorf("not a compact JWS: %q", tok)
+	}
+	var h struct {
+		KID string `json:"kid"`
+	}
+	hb, err := base64.RawURLEncoding.DecodeString(parts[0])
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(hb, &h); err != nil {
+		return err
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		return err
+	}
+	k, err := set.Key(ctx, h.KID)
+	if err != nil {
+		return err
+	}
+	return k.Verify([]byte(parts[0]+"."+parts[1]), sig)
 }
 
-// lookup asks the Keyfunc for kid without a signed token.
+// lookup asks the set for kid without a signed token.
 func lookup(ctx context.Context, set *jwks.Set, kid string) error {
-	_, err := set.Keyfunc(ctx)(&jwt.Token{Header: map[string]any{"kid": kid, "alg": "RS256"}})
+	_, err := set.Key(ctx, kid)
 	return err
 }
 
@@ -510,5 +532,232 @@ func TestOnRefresh(t *testing.T) {
 	defer mu.Unlock()
 	if diff := cmp.Diff(want, calls); diff != "" {
 		t.Errorf("OnRefresh calls mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestRedirects: the fetch follows redirects within the JWKS URL's origin only, and only a few of them.
+func TestRedirects(t *testing.T) {
+	t.Parallel()
+	good := devissuer.Start(t) // the origin's own keys
+	evil := devissuer.Start(t) // another origin, serving its own key under the same kid
+	evilKey := mustOther(t, good.SigningKey().ID)
+	evil.SetKeys(evilKey, evilKey)
+	var hops atomic.Int64
+	var origin *httptest.Server
+	origin = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/same":
+			http.Redirect(w, r, "/keys", http.StatusFound)
+		case "/same-absolute":
+			http.Redirect(w, r, origin.URL+"/keys", http.StatusFound)
+		case "/cross":
+			http.Redirect(w, r, strings.Replace(evil.JWKSURL(), "127.0.0.1", "localhost", 1), http.StatusFound)
+		case "/other-port": // 127.0.0.1 like the origin, another port
+			http.Redirect(w, r, evil.JWKSURL(), http.StatusMovedPermanently)
+		case "/other-scheme":
+			http.Redirect(w, r, strings.Replace(origin.URL, "http://", "https://", 1)+"/keys", http.StatusFound)
+		case "/loop":
+			hops.Add(1)
+			http.Redirect(w, r, "/loop", http.StatusFound)
+		case "/keys":
+			r.URL.Path = "/" + devissuer.DefaultPoolID + "/.well-known/jwks.json"
+			good.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(origin.Close)
+	tests := []struct {
+		name    string
+		path    string
+		wantErr error
+	}{
+		{name: "same_origin_relative", path: "/same"},
+		{name: "same_origin_absolute", path: "/same-absolute"},
+		{name: "cross_origin", path: "/cross", wantErr: jwks.ErrFetch},
+		{name: "same_host_other_scheme", path: "/other-scheme", wantErr: jwks.ErrFetch},
+		{name: "same_host_other_port", path: "/other-port", wantErr: jwks.ErrFetch},
+		{name: "redirect_loop", path: "/loop", wantErr: jwks.ErrFetch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			client := &http.Client{Timeout: 5 * time.Second}
+			set := newSet(t, jwks.Options{URL: origin.URL + tt.path, Client: client})
+			err := set.Refresh(t.Context())
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Refresh() error = %v, want %v", err, tt.wantErr)
+			}
+			if set.Ready() != (tt.wantErr == nil) {
+				t.Errorf("Ready() = %v after Refresh() error %v", set.Ready(), err)
+			}
+			if client.CheckRedirect != nil {
+				t.Error("New changed the caller's http.Client")
+			}
+		})
+	}
+	if evil.Fetches() != 0 {
+		t.Errorf("the other origin was fetched %d times, want 0", evil.Fetches())
+	}
+	if n := hops.Load(); n > 4 {
+		t.Errorf("redirect loop followed %d times, want at most 4", n)
+	}
+}
+
+// weak is a 1024-bit key, once per test binary.
+var weak = sync.OnceValues(func() (*devissuer.Key, error) {
+	k, err := rsa.GenerateKey(rand.Reader, 1024)
+	return &devissuer.Key{ID: "weak", Private: k}, err
+})
+
+// TestUnsafeKeysRefused: RSA keys with e other than 65537 or under 2048 bits are not held, are reported
+// to OnRejected, and are logged without key material; the safe keys beside them still load.
+func TestUnsafeKeysRefused(t *testing.T) {
+	t.Parallel()
+	s := newServer(t)
+	key := s.iss.SigningKey()
+	small, err := weak()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e3 := rsaJWK(key, "e3", "RS256", "sig")
+	e3.E = base64.RawURLEncoding.EncodeToString([]byte{3})
+	badN := rsaJWK(key, "bad-n", "RS256", "sig")
+	badN.N = "!!not-base64!!"
+	s.serve(jwksJSON(t, e3, rsaJWK(small, "small", "RS256", "sig"), badN, rsaJWK(key, key.ID, "RS256", "sig")))
+
+	var logs strings.Builder
+	var mu sync.Mutex
+	got := map[string]int{}
+	set := newSet(t, jwks.Options{URL: s.url, Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, nil)),
+		OnRejected: func(reason string) { mu.Lock(); got[reason]++; mu.Unlock() }})
+	if err := set.Refresh(t.Context()); err != nil {
+		t.Fatalf("Refresh() error = %v", err)
+	}
+	held := map[string]bool{}
+	for _, kid := range []string{"e3", "small", "bad-n", key.ID} {
+		held[kid] = set.Has(kid)
+	}
+	if diff := cmp.Diff(map[string]bool{"e3": false, "small": false, "bad-n": false, key.ID: true}, held); diff != "" {
+		t.Errorf("Has() mismatch (-want +got):\n%s", diff)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := map[string]int{jwks.RejectedExponent: 1, jwks.RejectedTooSmall: 1, jwks.RejectedInvalid: 1}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("OnRejected reasons mismatch (-want +got):\n%s", diff)
+	}
+	for _, secret := range []string{e3.N[:40], rsaJWK(small, "", "", "").N[:40]} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("log holds key material %q:\n%s", secret, logs.String())
+		}
+	}
+	for _, kid := range []string{"e3", "small"} {
+		tok, err := devissuer.Sign(&devissuer.Key{ID: kid, Private: key.Private}, nil, s.iss.Access())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := verify(t.Context(), set, tok); !errors.Is(err, jwks.ErrKeyUnknown) {
+			t.Errorf("verify(kid %q) error = %v, want %v", kid, err, jwks.ErrKeyUnknown)
+		}
+	}
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+// TestHoldsBindsTheKey: Holds is true for the key held under a kid, false once the JWKS serves another key
+// under the same kid, and a refresh serving the same key keeps Holds true.
+func TestHoldsBindsTheKey(t *testing.T) {
+	t.Parallel()
+	iss := devissuer.Start(t)
+	set := newSet(t, jwks.Options{URL: iss.JWKSURL()})
+	if err := set.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	kid := iss.SigningKey().ID
+	k, err := set.Key(t.Context(), kid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !set.Holds(kid, k) || set.Holds("other", k) || set.Holds(kid, nil) {
+		t.Fatalf("Holds(kid, k), Holds(other, k), Holds(kid, nil) = %v, %v, %v; want true, false, false",
+			set.Holds(kid, k), set.Holds("other", k), set.Holds(kid, nil))
+	}
+	if err := set.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if !set.Holds(kid, k) {
+		t.Error("Holds() = false after a refresh that served the same key")
+	}
+	replaced := mustOther(t, kid)
+	iss.SetKeys(replaced, replaced)
+	if err := set.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if !set.Has(kid) || set.Holds(kid, k) {
+		t.Errorf("after the key under %q was replaced: Has() = %v, Holds(old) = %v; want true, false", kid, set.Has(kid), set.Holds(kid, k))
+	}
+}
+
+var otherKey = sync.OnceValues(func() (*devissuer.Key, error) { return devissuer.NewKey("other") })
+
+func mustOther(t *testing.T, kid string) *devissuer.Key {
+	t.Helper()
+	k, err := otherKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &devissuer.Key{ID: kid, Private: k.Private}
+}
+
+// TestUnknownKIDAnsweredAtOnceDuringFetch: while an unknown-kid fetch hangs, every other unknown-kid
+// request is answered with ErrKeyUnknown at once, not after the starter's wait bound (a minute here).
+func TestUnknownKIDAnsweredAtOnceDuringFetch(t *testing.T) {
+	t.Parallel()
+	iss := devissuer.Start(t)
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	var hold atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hold.Load() {
+			arrived <- struct{}{}
+			<-release
+		}
+		r.URL.Path = "/" + devissuer.DefaultPoolID + "/.well-known/jwks.json"
+		iss.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	set := newSet(t, jwks.Options{URL: srv.URL, WaitMax: time.Minute, FetchTimeout: time.Minute})
+	if err := set.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	hold.Store(true)
+	starter := make(chan error, 1)
+	go func() { starter <- lookup(context.Background(), set, "unknown-starter") }()
+	<-arrived // the fetch is in flight and hangs
+	others := make(chan error, 1)
+	go func() { others <- lookup(context.Background(), set, "unknown-other") }()
+	select {
+	case err := <-others:
+		if !errors.Is(err, jwks.ErrKeyUnknown) {
+			t.Errorf("lookup during the fetch error = %v, want %v", err, jwks.ErrKeyUnknown)
+		}
+	case <-time.After(10 * time.Second): // the old code waited WaitMax, a minute here
+		t.Error("an unknown-kid lookup waited on a fetch another request started")
+	}
+	if err := lookup(t.Context(), set, iss.SigningKey().ID); err != nil {
+		t.Errorf("lookup(known kid) during the fetch error = %v", err)
+	}
+	close(release)
+	if err := <-starter; !errors.Is(err, jwks.ErrKeyUnknown) {
+		t.Errorf("starter lookup error = %v, want %v", err, jwks.ErrKeyUnknown)
 	}
 }

@@ -39,6 +39,7 @@ type Metrics struct {
 	jwksRefresh  *prometheus.CounterVec
 	jwksKeys     *prometheus.GaugeVec
 	jwksSuccess  *prometheus.GaugeVec
+	jwksRejected *prometheus.CounterVec
 	cacheHits    prometheus.Counter
 	cacheMisses  prometheus.Counter
 	cacheEntries atomic.Pointer[func() int]
@@ -84,6 +85,10 @@ func New(version, goVersion string) *Metrics {
 			Name: "cognito_authz_jwks_last_success_timestamp_seconds",
 			Help: "Unix time of the last successful JWKS fetch per pool (0: never).",
 		}, []string{"pool"}),
+		jwksRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cognito_authz_jwks_keys_rejected_total",
+			Help: "RSA keys of a fetched JWKS refused as unsafe, by pool and reason (exponent: e is not 65537; too_small: under 2048 bits; too_large: over 8192 bits; invalid), counted at every fetch that serves them.",
+		}, []string{"pool", "reason"}),
 		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cognito_authz_cache_hits_total",
 			Help: "Verified-token cache hits.",
@@ -116,7 +121,7 @@ func New(version, goVersion string) *Metrics {
 	for _, r := range []string{"ok", "error"} {
 		m.reloads.WithLabelValues(r) // present at 0, so rate() and absent() work from the start
 	}
-	m.reg.MustRegister(m.checks, m.duration, m.jwksRefresh, m.jwksKeys, m.jwksSuccess, m.cacheHits,
+	m.reg.MustRegister(m.checks, m.duration, m.jwksRefresh, m.jwksKeys, m.jwksSuccess, m.jwksRejected, m.cacheHits,
 		m.cacheMisses, entries, m.reloads, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -177,6 +182,12 @@ func (m *Metrics) JWKSRefresh(pool string) func(result string, keys int) {
 		}
 		held.Set(float64(keys))
 	}
+}
+
+// JWKSRejected returns the hook a pool's key set calls for every key it refuses as unsafe
+// (jwks.Options.OnRejected); reason is one of the key set's closed set of reasons.
+func (m *Metrics) JWKSRejected(pool string) func(reason string) {
+	return func(reason string) { m.jwksRejected.WithLabelValues(pool, reason).Inc() }
 }
 
 // CacheHit counts a verified-token cache hit.

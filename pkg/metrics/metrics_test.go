@@ -23,6 +23,9 @@ func TestExposition(t *testing.T) {
 	refresh := m.JWKSRefresh("main")
 	refresh("ok", 2)
 	refresh("error", 2)
+	rejected := m.JWKSRejected("main")
+	rejected("exponent")
+	rejected("exponent")
 	m.CacheHit()
 	m.CacheMiss()
 	m.CacheMiss()
@@ -42,6 +45,7 @@ func TestExposition(t *testing.T) {
 		`cognito_authz_jwks_refresh_total{pool="main",result="error"} 1`,
 		`cognito_authz_jwks_keys{pool="main"} 2`,
 		`cognito_authz_jwks_last_success_timestamp_seconds{pool="main"}`,
+		`cognito_authz_jwks_keys_rejected_total{pool="main",reason="exponent"} 2`,
 		`cognito_authz_cache_hits_total 1`,
 		`cognito_authz_cache_misses_total 2`,
 		`cognito_authz_cache_entries 7`,

@@ -2,13 +2,18 @@ package token
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+	"unsafe"
 
-	"github.com/cognito-authz/cognito-authz/pkg/jwks"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/cognito-authz/cognito-authz/pkg/rs256"
 )
 
 // Sentinels of Verify. Each names one reason a token is refused; see authz for the reason codes.
@@ -24,27 +29,28 @@ var (
 	ErrTokenUse    = errors.New("token_use not allowed")        // access where id is required, or the reverse
 	ErrClient      = errors.New("app client not allowed")       // client_id (access) or aud (id) not configured
 
-	// ErrKeyUnknown and ErrKeysUnavailable come from the pool's key set.
-	ErrKeyUnknown      = jwks.ErrKeyUnknown
-	ErrKeysUnavailable = jwks.ErrUnavailable
+	ErrKeyUnknown      = errors.New("signing key unknown")      // the kid is not in the pool's key set, nor found by a refresh
+	ErrKeysUnavailable = errors.New("signing keys unavailable") // the pool's key set has never loaded
 )
-
-// forbiddenHeaders would point verification at keys or rules the token chooses itself. None is honoured;
-// a token carrying one is refused outright. https://www.rfc-editor.org/rfc/rfc8725#section-3.10
-var forbiddenHeaders = []string{"jku", "x5u", "jwk", "x5c", "crit"}
 
 // maxLifetime is Cognito's longest access or ID token lifetime (one day).
 const maxLifetime = 24 * time.Hour
 
-// KeySource gives the key for a token; *jwks.Set is one.
+// KeySource gives the verification key for a token's kid; *jwks.Set is one. It is defined here, with the
+// prepared key type of the leaf package rs256, so that token depends on no key-set implementation.
 //
-// Has is part of the interface, not a lookup kept beside it, because the verifier already owns the mapping
-// from a token to its pool's keys: an Identity carries its pool's KeySource, so a cache of verified
-// identities can ask whether the signing key is still held without a second pool registry to keep in step.
+// Holds is part of the interface, not a lookup kept beside it, because the verifier already owns the mapping
+// from a token to its pool's keys: an Identity carries its pool's KeySource and the key that verified it, so
+// a cache of verified identities can ask whether that very key is still held without a second pool
+// registry to keep in step.
 type KeySource interface {
-	Keyfunc(ctx context.Context) jwt.Keyfunc
-	// Has reports whether kid is in the set as last loaded, without fetching.
-	Has(kid string) bool
+	// Key returns the key for kid, fetching within ctx's bounds if the source allows; any error means no
+	// key can be had for kid now.
+	Key(ctx context.Context, kid string) (*rs256.PublicKey, error)
+	// Holds reports whether k is the key held under kid now, without fetching.
+	Holds(kid string, k *rs256.PublicKey) bool
+	// Ready reports whether the source has ever loaded: before that, a missing key is ErrKeysUnavailable.
+	Ready() bool
 }
 
 // Pool is one Cognito user pool as the verifier sees it.
@@ -76,24 +82,26 @@ type Identity struct {
 	// verifies at t only when t is not before NotBefore.
 	NotBefore time.Time
 
-	keys KeySource // the key set of the pool that verified it
+	keys KeySource        // the key set of the pool that verified it
+	key  *rs256.PublicKey // the key that verified it
 }
 
-// KeyHeld reports whether the key that signed the token is still in its pool's key set. A key removed from
-// the JWKS on refresh makes it false, so a cache of identities stops serving the key's tokens.
-func (id *Identity) KeyHeld() bool { return id.keys != nil && id.keys.Has(id.KID) }
+// KeyHeld reports whether the key that verified the token is still the one its pool's key set holds under
+// the token's kid. A key removed from the JWKS, or replaced by another under the same kid, makes it false,
+// so a cache of identities stops serving the key's tokens.
+func (id *Identity) KeyHeld() bool { return id.keys != nil && id.keys.Holds(id.KID, id.key) }
 
 // ValidAt reports whether the token's time claims accept t, as Verify would have judged them at t.
 func (id *Identity) ValidAt(t time.Time) bool { return t.Before(id.Expires) && !t.Before(id.NotBefore) }
 
 // Verifier checks tokens against a set of pools. It is safe for concurrent use.
 type Verifier struct {
-	byIssuer map[string]*Pool
-	parser   *jwt.Parser
-	leeway   time.Duration
-	now      func() time.Time
-	maxBytes int
-	extra    []string
+	byIssuer  map[string]*Pool
+	validator *jwt.Validator
+	leeway    time.Duration
+	now       func() time.Time
+	maxBytes  int
+	extra     map[string]struct{} // nil: no extra claims are kept
 }
 
 // Option configures a Verifier.
@@ -111,7 +119,14 @@ func WithMaxBytes(n int) Option { return func(v *Verifier) { v.maxBytes = n } }
 
 // WithClaims names extra claims to keep in Identity.Claims (e.g. custom:tenant).
 func WithClaims(names ...string) Option {
-	return func(v *Verifier) { v.extra = append(v.extra, names...) }
+	return func(v *Verifier) {
+		for _, n := range names {
+			if v.extra == nil {
+				v.extra = map[string]struct{}{}
+			}
+			v.extra[n] = struct{}{}
+		}
+	}
 }
 
 // NewVerifier checks Cognito tokens of the given pools: RS256 only, issuer routed to its pool before any key
@@ -136,15 +151,16 @@ func NewVerifier(pools []Pool, opts ...Option) (*Verifier, error) {
 			v.byIssuer[iss] = p
 		}
 	}
-	slices.Sort(v.extra)
-	v.extra = slices.Compact(v.extra)
-	v.parser = jwt.NewParser(
-		jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}),
+	// golang-jwt judges exp, nbf and iat (required, leeway, the verifier's clock). Its Parser is not used:
+	// it decodes the header into a map with encoding/json (case-folded names, the last duplicate wins),
+	// decodes the claims a second time for anything custom, and verifies through the global signing-method
+	// registry against a *rsa.PublicKey whose modulus crypto/rsa rebuilds per call. Verify decodes once,
+	// by exact names, and verifies with the key prepared by rs256.
+	v.validator = jwt.NewValidator(
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(v.leeway),
 		jwt.WithTimeFunc(v.now),
-		jwt.WithStrictDecoding(),
 	)
 	return v, nil
 }
@@ -152,7 +168,16 @@ func NewVerifier(pools []Pool, opts ...Option) (*Verifier, error) {
 // Now is the verifier's clock: a cache of its identities must judge expiry by the same time.
 func (v *Verifier) Now() time.Time { return v.now() }
 
+// b64 decodes the segments: base64url without padding, and strict, so the unused bits of the last
+// character must be zero and each token has exactly one spelling.
+var b64 = base64.RawURLEncoding.Strict()
+
 // Verify returns the identity in raw, or an error wrapping one of this package's sentinels.
+//
+// The order of the checks is part of the contract: shape, header, claims and signature decoding
+// (ErrMalformed, ErrHeader, ErrClaims), then alg, refused header parameters and kid, then the issuer, which
+// picks the pool and so the key set before any key is read, then the key and the signature, then time, and
+// last the Cognito claims (sub, token_use, client).
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	if len(raw) > v.maxBytes {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), v.maxBytes)
@@ -162,62 +187,77 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	if err := wellFormed(raw); err != nil {
 		return nil, err
 	}
-	c := &claims{want: v.extra}
-	var pool *Pool
-	var kid string
-	tok, err := v.parser.ParseWithClaims(raw, c, func(t *jwt.Token) (any, error) {
-		for _, h := range forbiddenHeaders {
-			if _, ok := t.Header[h]; ok {
-				return nil, fmt.Errorf("%w: %q", ErrHeader, h)
-			}
-		}
-		k, ok := t.Header["kid"].(string)
-		if !ok || k == "" {
-			return nil, ErrKIDMissing
-		}
-		kid = k
-		// The issuer picks the pool, and so the key set, before any key is read: a token from an
-		// unknown issuer costs no lookup and no fetch.
-		if pool = v.byIssuer[c.Iss]; pool == nil {
-			return nil, fmt.Errorf("%w: %.200q", ErrIssuer, c.Iss)
-		}
-		return pool.Keys.Keyfunc(ctx)(t)
-	})
+	i := strings.IndexByte(raw, '.')
+	j := i + 1 + strings.IndexByte(raw[i+1:], '.')
+	hb, err := b64.DecodeString(raw[:i])
 	if err != nil {
-		return nil, classify(tok, err)
+		return nil, fmt.Errorf("%w: header: %w", ErrMalformed, err)
 	}
-	return v.identity(pool, kid, c)
+	h, err := decodeHeader(hb)
+	if err != nil {
+		return nil, err
+	}
+	cb, err := b64.DecodeString(raw[i+1 : j])
+	if err != nil {
+		return nil, fmt.Errorf("%w: claims: %w", ErrMalformed, err)
+	}
+	c := &claims{want: v.extra}
+	if err := c.decode(cb); err != nil {
+		return nil, err
+	}
+	sig, err := b64.DecodeString(raw[j+1:])
+	if err != nil {
+		return nil, fmt.Errorf("%w: signature: %w", ErrMalformed, err)
+	}
+	switch {
+	case h.alg != jwt.SigningMethodRS256.Alg():
+		return nil, fmt.Errorf("%w: %.20q", ErrAlgorithm, h.alg)
+	case h.forbidden != "":
+		return nil, fmt.Errorf("%w: %q", ErrHeader, h.forbidden)
+	case !h.kidValid || h.kid == "":
+		return nil, ErrKIDMissing
+	}
+	// The issuer picks the pool, and so the key set, before any key is read: a token from an unknown
+	// issuer costs no lookup and no fetch.
+	pool := v.byIssuer[c.Iss]
+	if pool == nil {
+		return nil, fmt.Errorf("%w: %.200q", ErrIssuer, c.Iss)
+	}
+	key, err := pool.Keys.Key(ctx, h.kid)
+	if err != nil {
+		if !pool.Keys.Ready() {
+			return nil, fmt.Errorf("%w: %w", ErrKeysUnavailable, err)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrKeyUnknown, err)
+	}
+	// The signing input is hashed in place: sha256 does not keep its input, so there is no copy to make.
+	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), j))
+	if err := key.VerifyHash(sum[:], sig); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSignature, err)
+	}
+	if err := v.validator.Validate(c); err != nil {
+		return nil, classify(err)
+	}
+	id, err := v.identity(pool, h.kid, c)
+	if err != nil {
+		return nil, err
+	}
+	id.key = key
+	return id, nil
 }
 
-// classify maps golang-jwt's errors onto this package's sentinels, keeping the cause.
-func classify(tok *jwt.Token, err error) error {
-	for _, s := range []error{ErrHeader, ErrKIDMissing, ErrIssuer, ErrKeysUnavailable, ErrKeyUnknown, ErrClaims} {
-		if errors.Is(err, s) {
-			return err
-		}
-	}
+// classify maps golang-jwt's validation errors onto this package's sentinels, keeping the cause.
+func classify(err error) error {
 	wrap := func(s error) error { return fmt.Errorf("%w: %w", s, err) }
 	switch {
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
-		if tok == nil || tok.Method == nil || tok.Method.Alg() != jwt.SigningMethodRS256.Alg() {
-			return wrap(ErrAlgorithm)
-		}
-		if errors.Is(err, jwt.ErrTokenUnverifiable) {
-			return wrap(ErrKeyUnknown) // keyfunc refused the key (its alg or use does not match)
-		}
-		return wrap(ErrSignature)
+	case errors.Is(err, ErrClaims):
+		return err
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return wrap(ErrExpired)
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
 		return wrap(ErrNotYetValid)
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing), errors.Is(err, jwt.ErrTokenInvalidClaims):
-		return wrap(ErrClaims)
-	case errors.Is(err, jwt.ErrTokenMalformed):
-		// An unknown or missing alg is ErrTokenUnverifiable (above). Here tok.Method is nil whenever the
-		// header or claims failed to decode, which says nothing about the algorithm.
-		return wrap(ErrMalformed)
 	default:
-		return wrap(ErrMalformed) // fail closed: whatever it is, it did not verify
+		return wrap(ErrClaims) // a required claim missing, or invalid: fail closed
 	}
 }
 
@@ -257,7 +297,11 @@ func (v *Verifier) identity(p *Pool, kid string, c *claims) (*Identity, error) {
 		}
 		id.ClientID, id.Username = c.ClientID, c.Username
 	} else {
-		// ID tokens name their app client in aud.
+		// ID tokens name their app client in aud, a string: Cognito never emits a list there, and AWS's
+		// verifier (aws-jwt-verify) refuses one, so a list is not a token Cognito made.
+		if c.AudArray {
+			return nil, fmt.Errorf("%w: aud of an ID token is a list", ErrClaims)
+		}
 		i := slices.IndexFunc(c.Aud, func(a string) bool { return slices.Contains(p.ClientIDs, a) })
 		if i < 0 {
 			return nil, fmt.Errorf("%w: aud %.80q", ErrClient, []string(c.Aud))
