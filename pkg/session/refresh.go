@@ -1,0 +1,132 @@
+package session
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// recentTTL is how long a refresh's result answers for the old cookie: requests that left the browser
+// before the new cookie arrived must not refresh again (with rotation, the old refresh token dies soon).
+const (
+	recentTTL = time.Minute
+	maxRecent = 10000
+)
+
+// recentRefreshes remembers the sessions refreshes produced, by the old refresh token's hash.
+type recentRefreshes struct {
+	mu sync.Mutex
+	m  map[[sha256.Size]byte]recent
+}
+
+type recent struct {
+	s     *Session
+	until time.Time
+}
+
+func (r *recentRefreshes) get(k [sha256.Size]byte, now time.Time) *Session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.m[k]; ok && now.Before(e.until) {
+		return e.s
+	}
+	return nil
+}
+
+func (r *recentRefreshes) put(k [sha256.Size]byte, s *Session, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = map[[sha256.Size]byte]recent{}
+	}
+	if len(r.m) >= maxRecent {
+		for k, e := range r.m {
+			if !now.Before(e.until) {
+				delete(r.m, k)
+			}
+		}
+		if len(r.m) >= maxRecent {
+			return // full of live entries: the next request refreshes again, which is only slower
+		}
+	}
+	r.m[k] = recent{s, now.Add(recentTTL)}
+}
+
+// Refresh renews s's tokens at the token endpoint and returns the new session with the Set-Cookie lines
+// that store it. Parallel requests of one session share one token call per replica (single-flight), and
+// requests that still carry the old cookie for a minute afterwards reuse its result. The session's
+// Issued and Expires do not move. When the endpoint returns no refresh token the old one is kept.
+//
+// Errors: ErrSessionEnded (invalid_grant: the refresh token is revoked or expired) comes with the lines
+// that clear the session; ErrUnavailable (timeout, 5xx, network, too many calls in flight) comes with no
+// lines: the caller keeps allowing while the old access token is valid.
+func (f *Flow) Refresh(ctx context.Context, r Request, s *Session) (*Session, []string, error) {
+	if s == nil || s.RefreshToken == "" {
+		return nil, nil, fmt.Errorf("%w: no refresh token", ErrSessionEnded)
+	}
+	k := sha256.Sum256([]byte(s.RefreshToken))
+	now := f.now()
+	ns := f.recent.get(k, now)
+	if ns == nil {
+		ch := f.group.DoChan(string(k[:]), func() (any, error) {
+			// Detached from the first caller: its cancellation must not fail the others sharing the call.
+			ns, err := f.refresh(context.WithoutCancel(ctx), s)
+			if err == nil {
+				f.recent.put(k, ns, f.now())
+			}
+			return ns, err
+		})
+		select {
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+		case res := <-ch:
+			if res.Err != nil {
+				if errors.Is(res.Err, ErrSessionEnded) {
+					return nil, f.ClearCookies(r), res.Err
+				}
+				return nil, nil, res.Err
+			}
+			ns = res.Val.(*Session)
+		}
+	}
+	lines, ok := f.cookies.writeSession(f.o.Keys, ns, now, r.cookieJar(f.cookies.base))
+	if !ok {
+		return nil, f.ClearCookies(r), fmt.Errorf("%w: %w", ErrSessionEnded, ErrTooLarge)
+	}
+	return ns, lines, nil
+}
+
+// refresh is one refresh_token grant.
+func (f *Flow) refresh(ctx context.Context, s *Session) (*Session, error) {
+	release, err := f.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	tctx, cancel := f.tokenContext(ctx)
+	defer cancel()
+	// oauth2's refresher keeps the old refresh token when the response carries none.
+	tok, err := f.oauth.TokenSource(tctx, &oauth2.Token{RefreshToken: s.RefreshToken}).Token()
+	if err != nil {
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
+			return nil, fmt.Errorf("%w: invalid_grant", ErrSessionEnded)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	ns, err := f.verify(ctx, tok, "")
+	if err != nil {
+		// Not the session's fault (the key set may be refreshing): keep it while the old token lasts.
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	ns.Issued, ns.Expires = s.Issued, s.Expires
+	if ns.RefreshToken == "" {
+		ns.RefreshToken = s.RefreshToken
+	}
+	return ns, nil
+}
