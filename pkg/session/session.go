@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -167,8 +168,8 @@ func New(o Options) (*Flow, error) {
 	for name, e := range map[string]string{"authorize": o.Endpoints.Authorize, "token": o.Endpoints.Token,
 		"logout": o.Endpoints.Logout, "revoke": o.Endpoints.Revoke} {
 		u, err := url.Parse(e)
-		if err != nil || u.Host == "" || (u.Scheme != "https" && !(o.InsecureHTTP && u.Scheme == "http")) {
-			bad("%s endpoint %q: want an https URL (set domain)", name, e)
+		if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && (o.InsecureHTTP || loopback(u.Hostname())))) {
+			bad("%s endpoint %q: want an https URL, http only on loopback or with insecure_http (set domain)", name, e)
 		}
 	}
 	for name, p := range map[string]string{"callback_path": o.CallbackPath, "login_path": o.LoginPath,
@@ -213,6 +214,15 @@ func New(o Options) (*Flow, error) {
 	f.oauth = oauth2.Config{ClientID: o.ClientID, ClientSecret: o.ClientSecret, Scopes: o.Scopes,
 		Endpoint: oauth2.Endpoint{AuthURL: o.Endpoints.Authorize, TokenURL: o.Endpoints.Token, AuthStyle: style}}
 	return f, nil
+}
+
+// loopback reports whether host is localhost or a loopback IP: an emulator on this machine may speak http.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // limitBody bounds every token-endpoint response body at maxTokenResponse.
