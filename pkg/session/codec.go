@@ -35,6 +35,18 @@ func (s *Session) RefreshDue(now time.Time, before time.Duration) bool {
 	return s.RefreshToken != "" && !now.Add(before).Before(s.AccessExpires)
 }
 
+// weight is about the memory s holds, for the cache's bound.
+func (s *Session) weight() int {
+	n := 256 + len(s.AccessToken) + len(s.RefreshToken) + len(s.Email)
+	for k, vs := range s.Claims {
+		n += len(k) + 16
+		for _, v := range vs {
+			n += len(v) + 16
+		}
+	}
+	return n
+}
+
 // codecVersion leads every encoded session.
 const codecVersion = 1
 

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
 	"strconv"
@@ -174,6 +175,20 @@ func (c cookies) readSession(r *KeyRing, have jar, now time.Time) *Session {
 		return s
 	}
 	return nil
+}
+
+// sessionKey hashes the session chunks of a jar, every value in order with separators: the key of the
+// cache of opened sessions. Equal keys mean byte-equal cookies, which open to the same session.
+func (c cookies) sessionKey(have jar) [sha256.Size]byte {
+	h := sha256.New()
+	for i := range maxChunks {
+		for _, v := range have[c.chunkName(i)] {
+			h.Write([]byte(v))
+			h.Write([]byte{0})
+		}
+		h.Write([]byte{1})
+	}
+	return [sha256.Size]byte(h.Sum(nil))
 }
 
 // ours reports whether a cookie name is one of ours: a session chunk or a transaction.

@@ -44,6 +44,13 @@ func TestSignInRoundTrip(t *testing.T) {
 	if s.RefreshToken == "" || !s.Expires.After(fx.clock.now().Add(11*time.Hour)) {
 		t.Errorf("refresh token %d bytes, expires %v", len(s.RefreshToken), s.Expires)
 	}
+	if again := fx.flow.Load(b.nav("/")); again != s {
+		t.Error("a second Load of the same cookie did not come from the cache of opened sessions")
+	}
+	fx.clock.advance(12*time.Hour + time.Second)
+	if fx.flow.Load(b.nav("/")) != nil {
+		t.Error("a session past session_max_age loads (from the cache)")
+	}
 	cookie := b.header()
 	if got := fx.flow.StripCookies("theme=dark; " + cookie + "; lang=en"); got != "theme=dark; lang=en" {
 		t.Errorf("StripCookies = %q, want the foreign cookies only", got)

@@ -13,8 +13,11 @@ import (
 
 // recentTTL is how long a refresh's result answers for the old cookie: requests that left the browser
 // before the new cookie arrived must not refresh again (with rotation, the old refresh token dies soon).
+// A failure that is not the session's (the endpoint down) is remembered for failTTL, so the requests of a
+// session in its refresh window do not each knock on a token endpoint that is down.
 const (
 	recentTTL = time.Minute
+	failTTL   = 5 * time.Second
 	maxRecent = 10000
 )
 
@@ -26,19 +29,20 @@ type recentRefreshes struct {
 
 type recent struct {
 	s     *Session
+	err   error
 	until time.Time
 }
 
-func (r *recentRefreshes) get(k [sha256.Size]byte, now time.Time) *Session {
+func (r *recentRefreshes) get(k [sha256.Size]byte, now time.Time) (*Session, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if e, ok := r.m[k]; ok && now.Before(e.until) {
-		return e.s
+		return e.s, e.err
 	}
-	return nil
+	return nil, nil
 }
 
-func (r *recentRefreshes) put(k [sha256.Size]byte, s *Session, now time.Time) {
+func (r *recentRefreshes) put(k [sha256.Size]byte, s *Session, err error, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.m == nil {
@@ -54,7 +58,11 @@ func (r *recentRefreshes) put(k [sha256.Size]byte, s *Session, now time.Time) {
 			return // full of live entries: the next request refreshes again, which is only slower
 		}
 	}
-	r.m[k] = recent{s, now.Add(recentTTL)}
+	ttl := recentTTL
+	if err != nil {
+		ttl = failTTL
+	}
+	r.m[k] = recent{s, err, now.Add(ttl)}
 }
 
 // Refresh renews s's tokens at the token endpoint and returns the new session with the Set-Cookie lines
@@ -71,13 +79,19 @@ func (f *Flow) Refresh(ctx context.Context, r Request, s *Session) (*Session, []
 	}
 	k := sha256.Sum256([]byte(s.RefreshToken))
 	now := f.now()
-	ns := f.recent.get(k, now)
+	ns, err := f.recent.get(k, now)
+	if err != nil {
+		return nil, nil, err
+	}
 	if ns == nil {
 		ch := f.group.DoChan(string(k[:]), func() (any, error) {
 			// Detached from the first caller: its cancellation must not fail the others sharing the call.
 			ns, err := f.refresh(context.WithoutCancel(ctx), s)
-			if err == nil {
-				f.recent.put(k, ns, f.now())
+			switch {
+			case err == nil:
+				f.recent.put(k, ns, nil, f.now())
+			case errors.Is(err, ErrUnavailable):
+				f.recent.put(k, nil, err, f.now())
 			}
 			return ns, err
 		})

@@ -16,6 +16,7 @@ package session
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +28,7 @@ import (
 	"time"
 
 	"github.com/cognito-authz/cognito-authz/pkg/token"
+	"github.com/maypok86/otter/v2"
 	"golang.org/x/oauth2"
 	"golang.org/x/sync/singleflight"
 )
@@ -89,6 +91,9 @@ type Options struct {
 	MaxConcurrent int
 	// TransactionTTL is how long a sign-in attempt may take (default 10m).
 	TransactionTTL time.Duration
+	// CacheBytes bounds the cache of opened sessions by cookie hash (default 8 MiB; negative: none), so a
+	// signed-in request costs a hash and a lookup, not an AES-GCM open and a decode.
+	CacheBytes int64
 	Transport      http.RoundTripper // default a clone of http.DefaultTransport
 	Now            func() time.Time
 	Logger         *slog.Logger
@@ -105,6 +110,7 @@ type Flow struct {
 	sem     chan struct{}
 	group   singleflight.Group
 	recent  recentRefreshes
+	opened  *otter.Cache[[sha256.Size]byte, *Session] // nil: no cache
 	now     func() time.Time
 	log     *slog.Logger
 }
@@ -147,6 +153,9 @@ func New(o Options) (*Flow, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.CacheBytes == 0 {
+		o.CacheBytes = 8 << 20
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -206,6 +215,13 @@ func New(o Options) (*Flow, error) {
 	}
 	if o.InsecureHTTP {
 		f.scheme = "http"
+	}
+	if o.CacheBytes > 0 {
+		c, err := newOpenedCache(o.CacheBytes)
+		if err != nil {
+			return nil, err
+		}
+		f.opened = c
 	}
 	style := oauth2.AuthStyleInParams
 	if o.ClientSecret != "" {
@@ -323,10 +339,41 @@ func (f *Flow) loginRequired(returnPath string) Response {
 	}}
 }
 
+// newOpenedCache is the cache of opened sessions, bounded by their weight.
+func newOpenedCache(bytes int64) (*otter.Cache[[sha256.Size]byte, *Session], error) {
+	c, err := otter.New(&otter.Options[[sha256.Size]byte, *Session]{
+		MaximumWeight: uint64(bytes),
+		Weigher:       func(_ [sha256.Size]byte, s *Session) uint32 { return uint32(s.weight()) },
+		// Eviction only: every hit is still checked against the session's own expiry.
+		ExpiryCalculator: otter.ExpiryCreating[[sha256.Size]byte, *Session](openedTTL),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("session: cache: %w", err)
+	}
+	return c, nil
+}
+
+// openedTTL is how long an opened session stays cached after it was opened.
+const openedTTL = 10 * time.Minute
+
 // Load returns the request's session, or nil when it has none that opens, parses and has not expired.
-// The access token may have expired: see RefreshDue and Refresh.
+// The access token may have expired: see RefreshDue and Refresh. The session may be shared with other
+// requests (it comes from a cache of opened sessions): treat it as read-only.
 func (f *Flow) Load(r Request) *Session {
-	return f.cookies.readSession(f.o.Keys, r.cookieJar(f.cookies.base), f.now())
+	have := r.cookieJar(f.cookies.base)
+	now := f.now()
+	if f.opened == nil {
+		return f.cookies.readSession(f.o.Keys, have, now)
+	}
+	k := f.cookies.sessionKey(have)
+	if s, ok := f.opened.GetIfPresent(k); ok && s.Valid(now) {
+		return s
+	}
+	s := f.cookies.readSession(f.o.Keys, have, now)
+	if s != nil {
+		f.opened.Set(k, s) // only what opened: garbage costs its own decrypt every time, never memory
+	}
+	return s
 }
 
 // RefreshDue reports whether s should be refreshed now (within refresh_before of the access token's exp).
