@@ -32,7 +32,10 @@ func browserDeps(t *testing.T) (node, chromium, pwDir string) {
 		missing = "node"
 	case func() bool { _, err := os.Stat(chromium); return err != nil }():
 		missing = chromium + " (apt-get install chromium)"
-	case func() bool { _, err := os.Stat(filepath.Join(pwDir, "node_modules", "playwright-core")); return err != nil }():
+	case func() bool {
+		_, err := os.Stat(filepath.Join(pwDir, "node_modules", "playwright-core"))
+		return err != nil
+	}():
 		missing = "playwright-core (make browser)"
 	}
 	if missing != "" {

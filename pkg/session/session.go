@@ -94,9 +94,9 @@ type Options struct {
 	// CacheBytes bounds the cache of opened sessions by cookie hash (default 8 MiB; negative: none), so a
 	// signed-in request costs a hash and a lookup, not an AES-GCM open and a decode.
 	CacheBytes int64
-	Transport      http.RoundTripper // default a clone of http.DefaultTransport
-	Now            func() time.Time
-	Logger         *slog.Logger
+	Transport  http.RoundTripper // default a clone of http.DefaultTransport
+	Now        func() time.Time
+	Logger     *slog.Logger
 }
 
 // Flow answers the browser side. It is safe for concurrent use.
