@@ -30,12 +30,9 @@ func browserDeps(t *testing.T) (node, chromium, pwDir string) {
 	switch {
 	case err != nil:
 		missing = "node"
-	case func() bool { _, err := os.Stat(chromium); return err != nil }():
+	case !exists(chromium):
 		missing = chromium + " (apt-get install chromium)"
-	case func() bool {
-		_, err := os.Stat(filepath.Join(pwDir, "node_modules", "playwright-core"))
-		return err != nil
-	}():
+	case !exists(filepath.Join(pwDir, "node_modules", "playwright-core")):
 		missing = "playwright-core (make browser)"
 	}
 	if missing != "" {
@@ -83,4 +80,9 @@ func TestBrowserSignsInOnDevIssuer(t *testing.T) {
 	if err != nil || id.Username != "ivy" || strings.Join(id.Groups, ",") != "admins,ops" {
 		t.Fatalf("identity = %+v, %v", id, err)
 	}
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
