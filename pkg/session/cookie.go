@@ -86,7 +86,9 @@ func readJar(header, prefix string) jar {
 	if len(header) > maxCookieHeader {
 		return j
 	}
-	for part := range strings.SplitSeq(header, ";") {
+	// ',' too: a proxy that merged two Cookie headers the generic way joined them with ", ". Cookie values
+	// cannot hold a comma (RFC 6265 §4.1.1), so no cookie of ours is cut by it.
+	for part := range strings.FieldsFuncSeq(header, func(r rune) bool { return r == ';' || r == ',' }) {
 		name, value, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok || !strings.HasPrefix(name, prefix) || len(j) > 4*maxChunks+4*maxTransactions {
 			continue
@@ -213,11 +215,20 @@ func (c cookies) strip(header string) string {
 	var kept []string
 	for part := range strings.SplitSeq(header, ";") {
 		p := strings.TrimSpace(part)
-		name, _, _ := strings.Cut(p, "=")
-		if p == "" || c.ours(name) {
+		if p == "" {
 			continue
 		}
-		kept = append(kept, p)
+		// A comma-merged header: drop our pieces, keep the rest of the part as it was.
+		var pieces []string
+		for piece := range strings.SplitSeq(p, ",") {
+			name, _, _ := strings.Cut(strings.TrimSpace(piece), "=")
+			if !c.ours(name) {
+				pieces = append(pieces, piece)
+			}
+		}
+		if rest := strings.TrimSpace(strings.Join(pieces, ",")); rest != "" {
+			kept = append(kept, rest)
+		}
 	}
 	return strings.Join(kept, "; ")
 }

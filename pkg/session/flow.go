@@ -154,6 +154,11 @@ func (f *Flow) openTransaction(name string, vals []string, now time.Time) *trans
 // written, the transaction cookie deleted, and a 302 to the return URL. Every failure is a page with a
 // link to sign in again, never an automatic redirect.
 func (f *Flow) callback(ctx context.Context, r Request) Response {
+	if r.Method != http.MethodGet {
+		// Only the Hosted UI's redirect, a GET, may spend a code.
+		return Response{Status: http.StatusMethodNotAllowed, Err: ErrMethod, Headers: []Header{
+			{"Allow", "GET"}, {"Cache-Control", "no-store"}}}
+	}
 	_, rawQuery := r.splitPath()
 	q, err := url.ParseQuery(rawQuery)
 	if err != nil || len(rawQuery) > 8<<10 {
@@ -224,9 +229,9 @@ func (f *Flow) exchange(ctx context.Context, t *transaction, code string) (*Sess
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500 {
-			return nil, fmt.Errorf("%w: %s", ErrExchange, re.ErrorCode)
+			return nil, fmt.Errorf("%w: %d %.40q", ErrExchange, re.Response.StatusCode, re.ErrorCode)
 		}
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, tokenError(err))
 	}
 	return f.verify(ctx, tok, t.nonce)
 }
@@ -383,6 +388,16 @@ func (f *Flow) errorPage(r Request, status int, msg, returnTo string, err error)
 	return Response{Status: status, Body: sb.String(), Err: err, Headers: []Header{
 		{"Content-Type", "text/html; charset=utf-8"}, {"Cache-Control", "no-store"},
 		{"Content-Security-Policy", "default-src 'none'"}, {"X-Content-Type-Options", "nosniff"}}}
+}
+
+// tokenError keeps a token-endpoint error fit for logs: for an error answer its status and OAuth error
+// code only, never the body (a misbehaving endpoint could echo the code or refresh token sent to it).
+func tokenError(err error) error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) && re.Response != nil {
+		return fmt.Errorf("token endpoint answered %d %.40q", re.Response.StatusCode, re.ErrorCode)
+	}
+	return err
 }
 
 func truncate(s string, n int) string {

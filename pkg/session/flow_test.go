@@ -496,3 +496,20 @@ func TestCookieSizes(t *testing.T) {
 		t.Logf("%s: access %d B, refresh %d B; Cookie header %d B in %d cookie(s)", tc.name, len(s.AccessToken), len(s.RefreshToken), total, chunks)
 	}
 }
+
+func TestCallbackOnlyGET(t *testing.T) {
+	fx := newFixture(t)
+	b := newBrowser()
+	r, _ := fx.flow.Serve(t.Context(), b.nav("/_authz/login"))
+	b.apply(t, r)
+	cb := signIn(t, location(t, r), user("mo"))
+	post := b.nav(cb)
+	post.Method = http.MethodPost
+	if resp, _ := fx.flow.Serve(t.Context(), post); resp.Status != http.StatusMethodNotAllowed || !errors.Is(resp.Err, ErrMethod) {
+		t.Fatalf("POST callback = %d %v, want 405", resp.Status, resp.Err)
+	}
+	// The code was not spent: the GET still signs in.
+	if resp, _ := fx.flow.Serve(t.Context(), b.nav(cb)); resp.Status != http.StatusFound || resp.Err != nil {
+		t.Fatalf("GET callback after a refused POST = %d %v", resp.Status, resp.Err)
+	}
+}

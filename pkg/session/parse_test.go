@@ -287,6 +287,36 @@ func TestSessionCookies(t *testing.T) {
 	}
 }
 
+func TestStripAndMergedHeaders(t *testing.T) {
+	c := newCookies(CookieOptions{}, true)
+	r := ring(t, testKey(t))
+	lines, _ := c.writeSession(r, testSession(), time.Now(), nil)
+	hc, _ := http.ParseSetCookie(lines[0])
+	ours := hc.Name + "=" + hc.Value
+	tests := []struct {
+		name, header, stripped string
+		session                bool
+	}{
+		{name: "alone", header: ours, stripped: "", session: true},
+		{name: "among_others", header: "a=1; " + ours + "; b=2", stripped: "a=1; b=2", session: true},
+		{name: "comma_merged", header: "a=1, " + ours + ", b=2", stripped: "a=1, b=2", session: true},
+		{name: "transaction_and_chunk", header: "a=1; " + c.tx + "x=y; " + c.base + ".1=z; " + c.base + ".9=keep", stripped: "a=1; " + c.base + ".9=keep"},
+		{name: "lookalike_name_kept", header: "x" + c.base + "=1; " + c.base + "x=2", stripped: "x" + c.base + "=1; " + c.base + "x=2"},
+		{name: "none", header: "a=1; b=2", stripped: "a=1; b=2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := c.strip(tt.header); got != tt.stripped {
+				t.Errorf("strip = %q, want %q", got, tt.stripped)
+			}
+			if s := c.readSession(r, readJar(tt.header, c.base), time.Now()); (s != nil) != tt.session {
+				t.Errorf("session read = %v, want %v", s != nil, tt.session)
+			}
+		})
+	}
+}
+
 func TestCookieAttributes(t *testing.T) {
 	tests := []struct {
 		name   string

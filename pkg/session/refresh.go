@@ -131,7 +131,7 @@ func (f *Flow) refresh(ctx context.Context, s *Session) (*Session, error) {
 		if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
 			return nil, fmt.Errorf("%w: invalid_grant", ErrSessionEnded)
 		}
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, tokenError(err))
 	}
 	ns, err := f.verify(ctx, tok, "")
 	if err != nil {
