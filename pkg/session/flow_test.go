@@ -2,6 +2,7 @@ package session
 
 import (
 	"crypto/sha256"
+	"log/slog"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -12,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
+	"github.com/cognito-authz/cognito-authz/pkg/jwks"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
+	"golang.org/x/oauth2"
 )
 
 func TestSignInRoundTrip(t *testing.T) {
@@ -346,6 +350,12 @@ func TestRefresh(t *testing.T) {
 				if tt.wantClears != (len(lines) > 0) {
 					t.Errorf("Refresh Set-Cookie = %q, want clearing %v", lines, tt.wantClears)
 				}
+				if tt.fail != 0 {
+					calls := fx.iss.TokenCalls()
+					if _, _, err := fx.flow.Refresh(t.Context(), b.nav("/"), s); !errors.Is(err, ErrUnavailable) || fx.iss.TokenCalls() != calls {
+						t.Errorf("second refresh while down: %v, %d more token calls; want the remembered failure", err, fx.iss.TokenCalls()-calls)
+					}
+				}
 				return
 			}
 			if ns.AccessToken == s.AccessToken || !ns.Expires.Equal(s.Expires) || ns.Email != s.Email {
@@ -512,4 +522,80 @@ func TestCallbackOnlyGET(t *testing.T) {
 	if resp, _ := fx.flow.Serve(t.Context(), b.nav(cb)); resp.Status != http.StatusFound || resp.Err != nil {
 		t.Fatalf("GET callback after a refused POST = %d %v", resp.Status, resp.Err)
 	}
+}
+
+// TestVerifyTokenResponse checks what the callback demands of real tokens signed by the dev issuer's key,
+// beyond what the verifier itself checks.
+func TestVerifyTokenResponse(t *testing.T) {
+	fx := newFixture(t)
+	iss := fx.iss
+	// Verifiers that also accept a second app client of the pool: the flow must still insist on its own.
+	wide := func(use string) *token.Verifier {
+		v, err := token.NewVerifier([]token.Pool{{Name: "main", Issuers: []string{iss.URL},
+			ClientIDs: []string{iss.ClientID, "other-client"}, TokenUse: use, Keys: keysOf(t, iss)}}, token.WithClaims("nonce"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	fx.flow.o.AccessVerifier, fx.flow.o.IDVerifier = wide("access"), wide("id")
+	mint := func(c map[string]any) string { return iss.MustMint(t, c) }
+	idClaims := func(mod func(map[string]any)) string {
+		c := iss.IDToken()
+		c["nonce"] = "n1"
+		if mod != nil {
+			mod(c)
+		}
+		return mint(c)
+	}
+	accessClaims := func(mod func(map[string]any)) string {
+		c := iss.Access()
+		if mod != nil {
+			mod(c)
+		}
+		return mint(c)
+	}
+	tests := []struct {
+		name    string
+		access  string
+		id      string
+		nonce   string
+		wantErr error
+	}{
+		{name: "ok", access: accessClaims(nil), id: idClaims(nil), nonce: "n1"},
+		{name: "no_id_token", access: accessClaims(nil), nonce: "n1", wantErr: ErrVerify},
+		{name: "nonce_mismatch", access: accessClaims(nil), id: idClaims(nil), nonce: "n2", wantErr: ErrVerify},
+		{name: "nonce_missing", access: accessClaims(nil), id: idClaims(func(c map[string]any) { delete(c, "nonce") }), nonce: "n1", wantErr: ErrVerify},
+		{name: "id_aud_other_client", access: accessClaims(nil), id: idClaims(func(c map[string]any) { c["aud"] = "other-client" }), nonce: "n1", wantErr: ErrVerify},
+		{name: "access_other_client", access: accessClaims(func(c map[string]any) { c["client_id"] = "other-client" }), id: idClaims(nil), nonce: "n1", wantErr: ErrVerify},
+		{name: "subject_mismatch", access: accessClaims(func(c map[string]any) { c["sub"] = "someone-else" }), id: idClaims(nil), nonce: "n1", wantErr: ErrVerify},
+		{name: "access_as_id_token", access: accessClaims(nil), id: accessClaims(nil), nonce: "n1", wantErr: ErrVerify},
+		{name: "expired_access", access: accessClaims(func(c map[string]any) { c["exp"] = time.Now().Add(-time.Hour).Unix(); c["iat"] = time.Now().Add(-2 * time.Hour).Unix() }), id: idClaims(nil), nonce: "n1", wantErr: ErrVerify},
+		{name: "refresh_needs_no_nonce", access: accessClaims(nil), id: idClaims(func(c map[string]any) { delete(c, "nonce") })},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tok := (&oauth2.Token{AccessToken: tt.access, RefreshToken: "r"}).WithExtra(map[string]any{"id_token": tt.id})
+			s, err := fx.flow.verify(t.Context(), tok, tt.nonce)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("verify error = %v, want %v", err, tt.wantErr)
+			}
+			if err == nil && (s.Email != "alice@example.com" || s.AccessToken != tt.access) {
+				t.Errorf("session = %+v", s)
+			}
+		})
+	}
+}
+
+func keysOf(t *testing.T, iss *devissuer.Issuer) *jwks.Set {
+	t.Helper()
+	set, err := jwks.New(jwks.Options{URL: iss.JWKSURL(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := set.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return set
 }
