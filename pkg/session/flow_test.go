@@ -2,10 +2,10 @@ package session
 
 import (
 	"crypto/sha256"
-	"log/slog"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -570,7 +570,10 @@ func TestVerifyTokenResponse(t *testing.T) {
 		{name: "access_other_client", access: accessClaims(func(c map[string]any) { c["client_id"] = "other-client" }), id: idClaims(nil), nonce: "n1", wantErr: ErrVerify},
 		{name: "subject_mismatch", access: accessClaims(func(c map[string]any) { c["sub"] = "someone-else" }), id: idClaims(nil), nonce: "n1", wantErr: ErrVerify},
 		{name: "access_as_id_token", access: accessClaims(nil), id: accessClaims(nil), nonce: "n1", wantErr: ErrVerify},
-		{name: "expired_access", access: accessClaims(func(c map[string]any) { c["exp"] = time.Now().Add(-time.Hour).Unix(); c["iat"] = time.Now().Add(-2 * time.Hour).Unix() }), id: idClaims(nil), nonce: "n1", wantErr: ErrVerify},
+		{name: "expired_access", access: accessClaims(func(c map[string]any) {
+			c["exp"] = time.Now().Add(-time.Hour).Unix()
+			c["iat"] = time.Now().Add(-2 * time.Hour).Unix()
+		}), id: idClaims(nil), nonce: "n1", wantErr: ErrVerify},
 		{name: "refresh_needs_no_nonce", access: accessClaims(nil), id: idClaims(func(c map[string]any) { delete(c, "nonce") })},
 	}
 	for _, tt := range tests {
