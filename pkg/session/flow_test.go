@@ -602,3 +602,57 @@ func keysOf(t *testing.T, iss *devissuer.Issuer) *jwks.Set {
 	}
 	return set
 }
+
+func TestCredential(t *testing.T) {
+	tests := []struct {
+		name        string
+		advance     time.Duration
+		fail        int
+		revoke      bool
+		wantToken   string // "old", "new" or ""
+		wantCookies bool
+		wantEnded   bool
+		wantErr     error
+	}{
+		{name: "fresh_session", wantToken: "old"},
+		{name: "refresh_due", advance: 90 * time.Second, wantToken: "new", wantCookies: true},
+		{name: "refresh_due_endpoint_down", advance: 90 * time.Second, fail: 503, wantToken: "old", wantErr: ErrUnavailable},
+		{name: "refresh_due_revoked", advance: 90 * time.Second, revoke: true, wantCookies: true, wantEnded: true, wantErr: ErrSessionEnded},
+		{name: "past_max_age", advance: 13 * time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fx := newFixture(t)
+			fx.iss.SetTokenTTL(3 * time.Minute)
+			b := newBrowser()
+			fx.signedIn(t, b, "/", user("nia"))
+			old := fx.flow.Load(b.nav("/"))
+			if tt.revoke {
+				if err := fx.flow.revoke(t.Context(), old.RefreshToken); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fx.clock.advance(tt.advance)
+			fx.iss.FailTokenWith(tt.fail)
+			c := fx.flow.Credential(t.Context(), b.nav("/"))
+			var got string
+			switch c.AccessToken {
+			case "":
+			case old.AccessToken:
+				got = "old"
+			default:
+				got = "new"
+			}
+			if got != tt.wantToken || (len(c.SetCookies) > 0) != tt.wantCookies || c.Ended != tt.wantEnded || !errors.Is(c.Err, tt.wantErr) {
+				t.Fatalf("Credential = token %q, %d cookies, ended %v, err %v; want %q, cookies %v, ended %v, %v",
+					got, len(c.SetCookies), c.Ended, c.Err, tt.wantToken, tt.wantCookies, tt.wantEnded, tt.wantErr)
+			}
+			if got == "new" {
+				if _, err := fx.opts.AccessVerifier.Verify(t.Context(), c.AccessToken); err != nil {
+					t.Errorf("refreshed access token: %v", err)
+				}
+			}
+		})
+	}
+}
