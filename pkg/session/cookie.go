@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // Cookie limits. Browsers keep at least 4096 bytes of a cookie (RFC 6265 §6.1), some counting the
@@ -179,18 +180,35 @@ func (c cookies) readSession(r *KeyRing, have jar, now time.Time) *Session {
 	return nil
 }
 
-// sessionKey hashes the session chunks of a jar, every value in order with separators: the key of the
-// cache of opened sessions. Equal keys mean byte-equal cookies, which open to the same session.
-func (c cookies) sessionKey(have jar) [sha256.Size]byte {
-	h := sha256.New()
-	for i := range maxChunks {
-		for _, v := range have[c.chunkName(i)] {
-			h.Write([]byte(v))
-			h.Write([]byte{0})
-		}
-		h.Write([]byte{1})
+// sessionKey is the key of the cache of opened sessions: the SHA-256 of the session's cookie, when the
+// header holds exactly one session cookie of one chunk (the usual case, hashed in place without a copy).
+// Equal keys mean byte-equal cookies, which open to the same session. ok is false otherwise: the caller
+// opens the cookies without the cache.
+func (c cookies) sessionKey(header string) (k [sha256.Size]byte, ok bool) {
+	if len(header) > maxCookieHeader {
+		return k, false
 	}
-	return [sha256.Size]byte(h.Sum(nil))
+	var value string
+	n := 0
+	for len(header) > 0 {
+		var part string
+		if i := strings.IndexAny(header, ";,"); i >= 0 {
+			part, header = header[:i], header[i+1:]
+		} else {
+			part, header = header, ""
+		}
+		name, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+		switch {
+		case name == c.base:
+			value, n = v, n+1
+		case strings.HasPrefix(name, c.base+".") && c.ours(name) && !strings.HasPrefix(name, c.tx):
+			return k, false // a chunked session: rare, opened without the cache
+		}
+	}
+	if n != 1 || !strings.HasPrefix(value, "1.") {
+		return k, false
+	}
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(value), len(value))), true
 }
 
 // ours reports whether a cookie name is one of ours: a session chunk or a transaction.

@@ -360,16 +360,19 @@ const openedTTL = 10 * time.Minute
 // The access token may have expired: see RefreshDue and Refresh. The session may be shared with other
 // requests (it comes from a cache of opened sessions): treat it as read-only.
 func (f *Flow) Load(r Request) *Session {
-	have := r.cookieJar(f.cookies.base)
+	header := r.Headers.Get("cookie")
 	now := f.now()
-	if f.opened == nil {
-		return f.cookies.readSession(f.o.Keys, have, now)
+	if f.opened == nil || !strings.Contains(header, f.cookies.base) {
+		return f.cookies.readSession(f.o.Keys, readJar(header, f.cookies.base), now)
 	}
-	k := f.cookies.sessionKey(have)
+	k, ok := f.cookies.sessionKey(header)
+	if !ok {
+		return f.cookies.readSession(f.o.Keys, readJar(header, f.cookies.base), now)
+	}
 	if s, ok := f.opened.GetIfPresent(k); ok && s.Valid(now) {
 		return s
 	}
-	s := f.cookies.readSession(f.o.Keys, have, now)
+	s := f.cookies.readSession(f.o.Keys, readJar(header, f.cookies.base), now)
 	if s != nil {
 		f.opened.Set(k, s) // only what opened: garbage costs its own decrypt every time, never memory
 	}
