@@ -51,6 +51,13 @@ func TestSignInRoundTrip(t *testing.T) {
 	if again := fx.flow.Load(b.nav("/")); again != s {
 		t.Error("a second Load of the same cookie did not come from the cache of opened sessions")
 	}
+	tampered := newBrowser()
+	for n, v := range b.cookies {
+		tampered.cookies[n], tampered.order = flip(v), append(tampered.order, n)
+	}
+	if fx.flow.Load(tampered.nav("/")) != nil {
+		t.Error("a tampered copy of a cached session cookie loads")
+	}
 	fx.clock.advance(12*time.Hour + time.Second)
 	if fx.flow.Load(b.nav("/")) != nil {
 		t.Error("a session past session_max_age loads (from the cache)")
