@@ -6,7 +6,13 @@ SHELL := /bin/bash
 GO       ?= go
 BIN      := bin/cognito-authz
 # Every fuzz target, as package:Target. `make test` runs each briefly; `make fuzz` runs each for FUZZTIME.
-FUZZ_TARGETS := ./pkg/token:FuzzExtract ./pkg/token:FuzzVerify ./pkg/extauthz:FuzzCheck ./pkg/config:FuzzParse ./pkg/policy:FuzzMatch ./pkg/token:FuzzDecode ./pkg/rs256:FuzzVerify
+FUZZ_TARGETS := \
+	./pkg/token:FuzzExtract ./pkg/token:FuzzVerify ./pkg/token:FuzzDecode \
+	./pkg/rs256:FuzzVerify \
+	./pkg/extauthz:FuzzCheck \
+	./pkg/config:FuzzParse \
+	./pkg/policy:FuzzMatch \
+	./pkg/session:FuzzSafeReturn ./pkg/session:FuzzOpenSession
 FUZZTIME ?= 60s
 # Flags of the load benchmark in `make bench`, e.g. LOADFLAGS="-rounds 5 -duration 10s".
 LOADFLAGS ?=
@@ -19,7 +25,16 @@ COGNITO_LOCAL_DIR     ?= $(CURDIR)/.cache/cognito-local
 COGNITO_LOCAL_STAMP   := $(COGNITO_LOCAL_DIR)/.installed-$(COGNITO_LOCAL_VERSION)
 export COGNITO_LOCAL_DIR
 
-.PHONY: help build run test fuzz bench lint fmt clean cognito-local
+# The browser test harness: Debian's chromium (apt; never a browser download) driven by npm playwright-core,
+# pinned and installed once into .cache/ like cognito-local. Without them the browser tests skip, except in
+# CI, where they fail.
+PLAYWRIGHT_VERSION := 1.65.1
+PLAYWRIGHT_DIR     ?= $(CURDIR)/.cache/playwright
+PLAYWRIGHT_STAMP   := $(PLAYWRIGHT_DIR)/.installed-$(PLAYWRIGHT_VERSION)
+CHROMIUM           ?= /usr/bin/chromium
+export PLAYWRIGHT_DIR CHROMIUM
+
+.PHONY: help build run test fuzz bench lint fmt clean cognito-local browser
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -30,7 +45,7 @@ build: ## build bin/cognito-authz (static, trimmed)
 run: build ## run the service on an embedded dev issuer (no AWS needed); prints a token to try
 	$(BIN) serve -dev
 
-test: cognito-local ## go vet, every test under the race detector, and a short run of every fuzz target
+test: cognito-local browser ## go vet, every test under the race detector, and a short run of every fuzz target
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 10m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
@@ -66,6 +81,27 @@ $(COGNITO_LOCAL_STAMP):
 	npm install --prefix "$(COGNITO_LOCAL_DIR)" --no-audit --no-fund --prefer-offline \
 	  --ignore-scripts --save-exact --update-notifier=false --loglevel=error \
 	  cognito-local@$(COGNITO_LOCAL_VERSION); \
+	touch "$@"
+
+browser: $(PLAYWRIGHT_STAMP) ## install the browser test harness: Debian chromium (apt) and pinned playwright-core (npm)
+
+$(PLAYWRIGHT_STAMP):
+	@ci=false; case "$${CI:-}" in ""|0|false) ;; *) ci=true;; esac; \
+	if [ ! -x "$(CHROMIUM)" ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  apt-get install -y --no-install-recommends chromium >/dev/null || true; \
+	fi; \
+	if [ ! -x "$(CHROMIUM)" ]; then \
+	  if $$ci; then echo "browser: $(CHROMIUM) not found (apt-get install chromium), and CI needs it" >&2; exit 1; fi; \
+	  echo "browser: $(CHROMIUM) not found (apt-get install chromium); the browser tests will be skipped" >&2; exit 0; \
+	fi; \
+	if ! command -v npm >/dev/null 2>&1; then \
+	  if $$ci; then echo "browser: npm not found, and CI needs it for playwright-core" >&2; exit 1; fi; \
+	  echo "browser: npm not found; the browser tests will be skipped" >&2; exit 0; \
+	fi; \
+	rm -f "$(PLAYWRIGHT_DIR)"/.installed-*; \
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix "$(PLAYWRIGHT_DIR)" --no-audit --no-fund --prefer-offline \
+	  --ignore-scripts --save-exact --update-notifier=false --loglevel=error \
+	  playwright-core@$(PLAYWRIGHT_VERSION); \
 	touch "$@"
 
 clean: ## remove build and tool outputs

@@ -61,6 +61,8 @@ type Issuer struct {
 	delay   time.Duration // the JWKS endpoint waits this long before answering
 
 	fetches atomic.Int64
+
+	ui hostedUI // the Hosted UI endpoints' state (hostedui.go)
 }
 
 // New makes an issuer with a fresh signing key. Its URL is set by Serve (or by the caller, before minting).
@@ -121,8 +123,8 @@ func (i *Issuer) ServeGarbage(on bool) {
 // garbageBody is truncated JSON: what a proxy's error page or a cut connection looks like to a decoder.
 const garbageBody = `{"keys":[{"kty":"RSA","kid":"x","n":`
 
-// ServeHTTP serves the JWKS at any path ending in /.well-known/jwks.json and, on POST /mint, mints a token
-// from form values (see MintRequest).
+// ServeHTTP serves the JWKS at any path ending in /.well-known/jwks.json, on POST /mint mints a token from
+// form values (see MintRequest), and serves the Hosted UI endpoints (see hostedui.go).
 func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case strings.HasSuffix(r.URL.Path, "/.well-known/jwks.json") && r.Method == http.MethodGet:
@@ -150,6 +152,7 @@ func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write(body)
 	case r.URL.Path == "/mint" && r.Method == http.MethodPost:
 		i.serveMint(w, r)
+	case i.serveHostedUI(w, r):
 	default:
 		http.NotFound(w, r)
 	}
