@@ -286,8 +286,8 @@ func validateMatch(bad func(string, ...any), at string, m Match) {
 			continue
 		}
 		paths++
-		if n := policy.NormalizePath(p.path); n != p.path {
-			bad("%s.%s %q: requests are matched by their normalised path, so this never matches; write %q", at, p.key, p.path, n)
+		if err := policy.CheckRulePath(p.path); err != nil {
+			bad("%s.%s %v", at, p.key, strings.TrimPrefix(err.Error(), "path "))
 		}
 	}
 	if m.PathRegex != "" {
