@@ -33,7 +33,7 @@ const maxDecodeRounds = 3
 //   - normal: RFC 3986 normal form (NormalizePath): Go net/http, Envoy with normalize_path, nginx and
 //     Tomcat for paths without ";", "%2F" or "\".
 //   - raw: the bytes as received, dot segments not resolved: Express and other routers that match the raw
-//     path ("/admin/../public" is routed under "/admin" by app.use("/admin")).
+//     path ("/admin/../public" is routed under "/admin" by app.use("/admin"); "//admin" is not).
 //   - params: ";…" cut from every segment before dot segments are resolved, as Tomcat and Spring MVC do:
 //     "/public/..;/admin" is "/admin", "/admin;x=1/users" is "/admin/users".
 //   - decoded: every escape decoded (once, twice, three times while anything is left to decode), "%2F",
