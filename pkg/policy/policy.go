@@ -290,6 +290,12 @@ func (p *Policy) Select(r *Request) []*Rule {
 	return out
 }
 
+// MatchReading returns the first rule that matches r under one reading of its path (see Readings), or
+// the default rule: the rule an upstream that reads the path so would have the request judged by.
+func (p *Policy) MatchReading(r *Request, rd Reading) *Rule {
+	return p.rule(p.index(r, normalizeHost(r.Host), rd))
+}
+
 // index is the position of the first rule that matches reading rd of r, or len(p.rules) for the default.
 func (p *Policy) index(r *Request, host string, rd Reading) int {
 	for i := range p.rules {
