@@ -25,9 +25,10 @@ type Request struct {
 	Headers           token.Headers
 	ContextExtensions map[string]string
 	RequestID         string
-	// Reject, when set, is a deny reason the transport found before any rule could be applied (the
-	// forwarded headers of an HTTP check are missing or ambiguous): the request is refused with it.
-	Reject Reason
+	// Invalid, when set, says why the transport could not tell which request to judge (the forwarded
+	// headers of an HTTP check are missing, repeated or of another proxy): it is refused as
+	// forwarded_invalid, with this as the logged cause.
+	Invalid error
 }
 
 // Header is one header to set.
@@ -181,11 +182,8 @@ func denial(o Outcome, r Reason, text string) Decision {
 // (the normal reading's rule first, then in policy order) is the answer, and of the allows, the one of the
 // strictest rule. With RejectAmbiguousPaths such a request is refused with path_ambiguous instead.
 func (a *Authorizer) Check(ctx context.Context, r *Request) Decision {
-	if r.Reject != "" {
-		if _, ok := reasonInfo[r.Reject]; ok {
-			return a.deny(&policy.Rule{}, r.Reject, errors.New(string(r.Reject)))
-		}
-		return a.deny(&policy.Rule{}, ReasonTokenMalformed, errors.New("unknown reject reason")) // fail closed
+	if r.Invalid != nil {
+		return a.deny(&policy.Rule{}, ReasonForwardedInvalid, r.Invalid)
 	}
 	rules := a.opts.Policy.Select(&policy.Request{Method: r.Method, Host: r.Host, Path: r.Path, ContextExtensions: r.ContextExtensions})
 	if len(rules) > 1 && a.opts.RejectAmbiguousPaths {
