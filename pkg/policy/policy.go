@@ -107,6 +107,8 @@ type Policy struct {
 	// single[i] is the one-rule selection of rule i (the default at len(rules)), shared so that the common
 	// case selects without allocating.
 	single [][]*Rule
+	// long[i] is rule i with TooLong: the selection of a path over MaxReadPath.
+	long [][]*Rule
 	// foldSensitive: some rule's path or regex tells case apart, so even an all-lower-case path must be
 	// matched under its folded reading too.
 	foldSensitive bool
@@ -210,6 +212,10 @@ func New(rules []Rule, def Action) (*Policy, error) {
 		p.single[i] = []*Rule{&p.rules[i].Rule}
 	}
 	p.single[len(p.rules)] = []*Rule{p.def}
+	p.long = make([][]*Rule, len(p.rules)+1)
+	for i := range p.long {
+		p.long[i] = []*Rule{p.single[i][0], TooLong}
+	}
 	return p, nil
 }
 
@@ -251,6 +257,15 @@ type Request struct {
 	ContextExtensions map[string]string
 }
 
+// MaxReadPath bounds the path (without query) whose readings are computed: a longer one with anything to
+// cut, decode or fold is judged by its normal reading's rule and TooLong, so it is refused. Each reading
+// costs time linear in the path; no upstream listed in Readings takes request lines much over 8 KiB
+// (nginx and Tomcat answer 414 or 400), so nothing they serve is refused.
+const MaxReadPath = 8 << 10
+
+// TooLong is the rule that refuses a path over MaxReadPath that has more than one reading.
+var TooLong = &Rule{Name: "path_too_long", Action: Deny}
+
 // Match returns the first rule that matches the normal reading of r (NormalizePath), or the default rule.
 // It is what an upstream that reads paths as RFC 3986 does would select; requests are judged by Select,
 // which also looks at every other reading. The result is shared: do not modify it.
@@ -270,6 +285,9 @@ func (p *Policy) Select(r *Request) []*Rule {
 	raw := cutQuery(r.Path)
 	if plainPath(raw) && (!p.foldSensitive || !foldable(raw)) {
 		return p.single[p.index(r, host, Reading{Path: raw})]
+	}
+	if len(raw) > MaxReadPath {
+		return p.long[p.index(r, host, Reading{Path: NormalizePath(raw)})]
 	}
 	readings := Readings(raw)
 	var buf [8]int

@@ -152,6 +152,23 @@ func TestRulePathsMustBeDecoded(t *testing.T) {
 	}
 }
 
+// TestSelectLongPath: a path over MaxReadPath with more than one reading is refused (TooLong is selected);
+// a plain one of any length is judged as usual.
+func TestSelectLongPath(t *testing.T) {
+	t.Parallel()
+	p, err := policy.New(bypassRules, policy.Authenticated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("/a", policy.MaxReadPath/2)
+	if got := names(p.Select(&policy.Request{Path: "/public" + long})); !slices.Equal(got, []string{"public"}) {
+		t.Errorf("plain long path: Select = %v, want [public]", got)
+	}
+	if got := names(p.Select(&policy.Request{Path: "/public/..;" + long})); !slices.Equal(got, []string{"public", policy.TooLong.Name}) {
+		t.Errorf("long path with a parameter: Select = %v, want [public path_too_long]", got)
+	}
+}
+
 // TestSelectPlainPathAllocatesNothing: the common path in normal form selects without allocating.
 func TestSelectPlainPathAllocatesNothing(t *testing.T) {
 	p, err := policy.New(bypassRules, policy.Authenticated)
@@ -275,4 +292,28 @@ func FuzzSelect(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkSelect measures rule selection on a plain path (one reading), a typical ambiguous one, and a
+// hostile one (long, every kind of escape and parameter), against a policy with prefix, exact and regex rules.
+func BenchmarkSelect(b *testing.B) {
+	p, err := policy.New(bypassRules, policy.Authenticated)
+	if err != nil {
+		b.Fatal(err)
+	}
+	hostile := "/" + strings.Repeat("Pub%252Flic;x=1/..%5C..;/%2e%2e/", 64) + "admin"
+	for _, bc := range []struct{ name, path string }{
+		{"plain", "/admin/users/42?page=2"},
+		{"ambiguous", "/public/..;/admin/users"},
+		{"hostile_2KiB", hostile},
+		{"hostile_8KiB", strings.Repeat(hostile, 4)[:policy.MaxReadPath]},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			r := &policy.Request{Method: "GET", Host: "api.example.com", Path: bc.path}
+			b.ReportAllocs()
+			for b.Loop() {
+				p.Select(r)
+			}
+		})
+	}
 }
