@@ -1,6 +1,9 @@
-// Package policy decides which rule governs a request: rules are tried in order and the first whose match
-// holds wins; when none does, the default applies. A rule says what the request needs (nothing, a valid
-// token, a valid token that meets requirements, or never) and which requirements a token must meet.
+// Package policy decides which rules govern a request: rules are tried in order and the first whose match
+// holds wins; when none does, the default applies. This is done for every reading of the path that a real
+// upstream uses (Readings: Tomcat's ";" parameters, nginx's decoded %2F, Express's case folding, ...), and
+// Select returns the rule of each, so that a request is never judged by a rule more lenient than the one
+// governing what the upstream serves. A rule says what the request needs (nothing, a valid token, a valid
+// token that meets requirements, or never) and which requirements a token must meet.
 //
 // It is pure: no I/O, no transport, no config. The authorizer asks it which rule applies and whether an
 // identity meets the rule's requirements; everything else (tokens, headers, answers) happens in authz.

@@ -19,8 +19,8 @@ type Reading struct {
 	// Folded readings are case-folded and matched against case-folded rule paths (and path_regex
 	// case-insensitively).
 	Folded bool
-	// Name says which upstreams read it so, for tests, logs and the README: "normal", "raw", "params",
-	// "decoded", "decoded-params", "folded-…".
+	// Name says which upstreams read it so, for tests and explanations: "normal", "raw", "params",
+	// "decoded", "decoded-params", "params-decoded", "folded-…".
 	Name string
 }
 
@@ -39,8 +39,8 @@ const maxDecodeRounds = 3
 //   - decoded: every escape decoded (once, twice, three times while anything is left to decode), "%2F",
 //     "%5C" and "\" read as "/", then dot segments resolved: nginx, Caddy, IIS, and a decoding proxy in
 //     front of any of them ("/public/..%2Fadmin" is "/admin", "%252F" is "/" after two rounds).
-//   - decoded-params: the decoded readings with ";…" cut before and after decoding ("%3B" is ";" to a
-//     proxy that decodes in front of Tomcat).
+//   - decoded-params, params-decoded: the decoded readings with ";…" cut after and before decoding ("%3B"
+//     is ";" to a proxy that decodes in front of Tomcat; Tomcat with encoded slashes allowed cuts first).
 //   - folded-…: each of the above case-folded (Unicode simple folding, so "ſ" is "s" and the Kelvin sign
 //     "K" is "k"), with trailing dots and spaces cut from each segment as Windows does: Express (case
 //     insensitive by default), Caddy's path matchers, ASP.NET and IIS.
