@@ -113,9 +113,9 @@ func foldable(p string) bool {
 	return false
 }
 
-// plainPath reports whether raw has one reading only, so matching needs no other: it is in normal form,
-// has no ";", "\" or "%", no upper-case letter, no letter at all that folding could change, and no segment
-// ending in a dot.
+// plainPath reports whether raw needs no reading but the normal one (and, for a policy whose rules tell
+// case apart, the folded one): it is in normal form, with no ";", "\" or "%", no upper-case letter, no
+// non-ASCII or control byte, and no segment ending in a dot.
 func plainPath(raw string) bool {
 	if !isNormal(raw) {
 		return false

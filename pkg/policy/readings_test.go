@@ -107,6 +107,34 @@ func TestSelectBypasses(t *testing.T) {
 	}
 }
 
+// TestReadings pins the readings of a few paths: name and path of each, in order.
+func TestReadings(t *testing.T) {
+	t.Parallel()
+	type rd = policy.Reading
+	tests := []struct {
+		name, path string
+		want       []rd
+	}{
+		{name: "plain", path: "/a/b?x", want: []rd{{Path: "/a/b", Name: "normal"}, {Path: "/a/b", Folded: true, Name: "folded-normal"}}},
+		{name: "digits_only", path: "/1/2", want: []rd{{Path: "/1/2", Name: "normal"}}},
+		{name: "tomcat", path: "/p/..;/a", want: []rd{{Path: "/p/..;/a", Name: "normal"}, {Path: "/a", Name: "params"},
+			{Path: "/p/..;/a", Folded: true, Name: "folded-normal"}, {Path: "/a", Folded: true, Name: "folded-params"}}},
+		{name: "raw_dots", path: "/A/../b", want: []rd{{Path: "/b", Name: "normal"}, {Path: "/A/../b", Name: "raw"},
+			{Path: "/b", Folded: true, Name: "folded-normal"}, {Path: "/a/../b", Folded: true, Name: "folded-raw"}}},
+		{name: "double_encoded", path: "/p/..%252F1", want: []rd{{Path: "/p/..%252F1", Name: "normal"}, {Path: "/1", Name: "decoded"},
+			{Path: "/p/..%252f1", Folded: true, Name: "folded-normal"}}}, // "/1" has nothing to fold
+		{name: "windows", path: "/1/..%20/2", want: []rd{{Path: "/1/..%20/2", Name: "normal"}, {Path: "/2", Folded: true, Name: "folded-normal"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if diff := cmp.Diff(tt.want, policy.Readings(tt.path)); diff != "" {
+				t.Errorf("Readings(%q) mismatch (-want +got):\n%s", tt.path, diff)
+			}
+		})
+	}
+}
+
 // TestSelectFoldSensitiveRule: a rule with upper-case letters is matched by the folded reading of an
 // all-lower-case path too (Express routes "/reports" to app.get("/Reports")).
 func TestSelectFoldSensitiveRule(t *testing.T) {
