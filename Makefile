@@ -9,9 +9,10 @@ BIN      := bin/cognito-authz
 FUZZ_TARGETS := \
 	./pkg/token:FuzzExtract ./pkg/token:FuzzVerify ./pkg/token:FuzzDecode \
 	./pkg/rs256:FuzzVerify \
-	./pkg/extauthz:FuzzCheck \
+	./pkg/extauthz:FuzzCheck ./pkg/extauthz:FuzzHTTPForwarded \
 	./pkg/config:FuzzParse \
-	./pkg/policy:FuzzMatch \
+	./pkg/policy:FuzzMatch ./pkg/policy:FuzzSelect \
+	./pkg/authz:FuzzPathStrictness \
 	./pkg/session:FuzzSafeReturn ./pkg/session:FuzzOpenSession
 FUZZTIME ?= 60s
 # Flags of the load benchmark in `make bench`, e.g. LOADFLAGS="-rounds 5 -duration 10s".

@@ -154,6 +154,9 @@ func configCheckCmd(args []string, stdout, stderr io.Writer) (int, error) {
 		return exitDenied, nil
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d pools, %d identity headers)\n", *path, len(cfg.Pools), len(cfg.Identity.Headers()))
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(stdout, "  warning: %s\n", w)
+	}
 	return exitOK, nil
 }
 

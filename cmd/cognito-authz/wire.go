@@ -96,6 +96,8 @@ func build(cfg *config.Config, keys keysFunc, m *metrics.Metrics) (*app, error) 
 		},
 		ForwardToken: *id.ForwardToken,
 		DryRun:       cfg.DryRun,
+		// paths.ambiguous: strictest (every rule a reading selects must allow) or reject (400 path_ambiguous).
+		RejectAmbiguousPaths: cfg.Paths.Ambiguous == "reject",
 		Cache: authz.CacheOptions{
 			MaxEntries:  cfg.Cache.MaxEntries,
 			MaxBytes:    int64(cfg.Cache.MaxBytes),
@@ -163,6 +165,13 @@ type serveOptions struct {
 // the watched file.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, o serveOptions) error {
 	m := newMetrics()
+	for _, w := range cfg.Warnings() {
+		log.Warn(w)
+	}
+	forwarded, err := extauthz.ParseForwarded(cfg.Server.HTTPForwarded) // validated: cannot fail
+	if err != nil {
+		return err
+	}
 	tlsCfg, reloadTLS, err := listenerTLS(cfg.Server.TLS, log)
 	if err != nil {
 		return err
@@ -185,7 +194,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, o serveOpt
 		AdminAddr:     cfg.Server.AdminAddr,
 		Authorization: extauthz.NewServer(func() extauthz.Checker { return grpcChecks }),
 		HTTP: extauthz.NewHTTPHandler(func() extauthz.Checker { return httpChecks }, extauthz.HTTPOptions{
-			PathPrefix: cfg.Server.HTTPPathPrefix, TrustForwarded: cfg.Server.HTTPTrustForwarded,
+			PathPrefix: cfg.Server.HTTPPathPrefix, Forwarded: forwarded, TrustForwarded: cfg.Server.HTTPTrustForwarded,
 		}),
 		Ready:       svc.ready,
 		Logger:      log,

@@ -25,6 +25,10 @@ type Request struct {
 	Headers           token.Headers
 	ContextExtensions map[string]string
 	RequestID         string
+	// Invalid, when set, says why the transport could not tell which request to judge (the forwarded
+	// headers of an HTTP check are missing, repeated or of another proxy): it is refused as
+	// forwarded_invalid, with this as the logged cause.
+	Invalid error
 }
 
 // Header is one header to set.
@@ -88,6 +92,9 @@ type Options struct {
 	DryRun bool
 	// Cache bounds the verified-token cache; the zero value turns it off.
 	Cache CacheOptions
+	// RejectAmbiguousPaths refuses (400 path_ambiguous) a request whose path readings select different
+	// rules, instead of judging it by all of them (see Check).
+	RejectAmbiguousPaths bool
 }
 
 // Authorizer makes Decisions. It is safe for concurrent use.
@@ -102,6 +109,9 @@ type Authorizer struct {
 
 // errRuleDenied is the logged cause of a deny rule.
 var errRuleDenied = errors.New("the matching rule denies every request")
+
+// errAmbiguous is the logged cause of a path_ambiguous deny.
+var errAmbiguous = errors.New("readings of the path select different rules")
 
 // New makes an Authorizer.
 func New(opts Options) (*Authorizer, error) {
@@ -166,17 +176,74 @@ func denial(o Outcome, r Reason, text string) Decision {
 
 // Check decides one request. It never panics and never blocks longer than ctx allows; every path that is
 // not an allow the matched rule grants is a deny (fail closed).
+//
+// When the readings of the path select several rules (policy.Select: the upstream may serve any of those
+// routes), the request is judged by each of them and allowed only if every one allows it: the first deny
+// (the normal reading's rule first, then in policy order) is the answer, and of the allows, the one of the
+// strictest rule. With RejectAmbiguousPaths such a request is refused with path_ambiguous instead.
 func (a *Authorizer) Check(ctx context.Context, r *Request) Decision {
-	rule := a.opts.Policy.Match(&policy.Request{Method: r.Method, Host: r.Host, Path: r.Path, ContextExtensions: r.ContextExtensions})
-	d := a.decide(ctx, r, rule)
-	if rule.DryRun && !d.Allowed() && ctx.Err() == nil {
-		return a.DryRun(d) // the rule is being rolled out: answer its denies as marked allows
+	if r.Invalid != nil {
+		return a.deny(&policy.Rule{}, ReasonForwardedInvalid, r.Invalid)
 	}
-	return d
+	rules := a.opts.Policy.Select(&policy.Request{Method: r.Method, Host: r.Host, Path: r.Path, ContextExtensions: r.ContextExtensions})
+	if len(rules) > 1 && a.opts.RejectAmbiguousPaths {
+		return a.deny(rules[0], ReasonPathAmbiguous, fmt.Errorf("%w: %s", errAmbiguous, ruleNames(rules)))
+	}
+	var c credential
+	var best Decision
+	bestRank := -1
+	for _, rule := range rules {
+		d := a.decide(ctx, r, rule, &c)
+		if rule.DryRun && !d.Allowed() && ctx.Err() == nil {
+			d = a.DryRun(d) // the rule is being rolled out: answer its denies as marked allows
+		}
+		if !d.Allowed() {
+			return d
+		}
+		if s := strictness(rule.Action); s > bestRank {
+			best, bestRank = d, s
+		}
+	}
+	return best
 }
 
-// decide applies the matched rule to the request.
-func (a *Authorizer) decide(ctx context.Context, r *Request, rule *policy.Rule) Decision {
+// strictness orders the actions that can allow: an optional rule still refuses an invalid token, an
+// authenticated one needs a valid token.
+func strictness(a policy.Action) int {
+	return [...]int{policy.Allow: 0, policy.Optional: 1, policy.Authenticated: 2, policy.Deny: 3}[a]
+}
+
+func ruleNames(rules []*policy.Rule) string {
+	names := make([]string, len(rules))
+	for i, r := range rules {
+		names[i] = r.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// credential is the request's token, found and verified at most once however many rules judge it.
+type credential struct {
+	done   bool
+	id     *token.Identity
+	set    []Header
+	remove []string
+	err    error
+}
+
+func (a *Authorizer) credential(ctx context.Context, r *Request, c *credential) {
+	if c.done {
+		return
+	}
+	c.done = true
+	var raw string
+	raw, c.err = token.Extract(r.Headers, a.opts.Sources, a.opts.MaxBytes)
+	if c.err == nil {
+		c.id, c.set, c.remove, c.err = a.verify(ctx, raw)
+	}
+}
+
+// decide applies one rule to the request; c holds the request's credential once looked at.
+func (a *Authorizer) decide(ctx context.Context, r *Request, rule *policy.Rule, c *credential) Decision {
 	if err := ctx.Err(); err != nil {
 		// Envoy gave up on us: whatever we answer is not used, but never allow on a cancelled request.
 		return a.deny(rule, ReasonKeysUnavailable, err)
@@ -187,13 +254,8 @@ func (a *Authorizer) decide(ctx context.Context, r *Request, rule *policy.Rule) 
 	case policy.Allow:
 		return a.anonymousAllow(rule)
 	}
-	raw, err := token.Extract(r.Headers, a.opts.Sources, a.opts.MaxBytes)
-	var id *token.Identity
-	var set []Header
-	var remove []string
-	if err == nil {
-		id, set, remove, err = a.verify(ctx, raw)
-	}
+	a.credential(ctx, r, c)
+	id, set, remove, err := c.id, c.set, c.remove, c.err
 	if err != nil {
 		// Optional: no credential is anonymous; a credential that does not verify is refused unless the
 		// rule says to treat it like none. Either way no identity header reaches the upstream.

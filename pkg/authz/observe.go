@@ -141,9 +141,10 @@ func unverifiedKID(raw string) string {
 	return h.KID
 }
 
-// pathOnly drops the query and fragment: they carry codes, state and sometimes tokens.
+// pathOnly drops the query, the fragment and everything from the first path parameter on: they carry
+// codes, state and sometimes tokens ("/cb;access_token=…", a Tomcat-style ";jsessionid=…").
 func pathOnly(p string) string {
-	if i := strings.IndexAny(p, "?#"); i >= 0 {
+	if i := strings.IndexAny(p, "?#;"); i >= 0 {
 		return p[:i]
 	}
 	return p

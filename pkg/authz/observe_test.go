@@ -180,3 +180,38 @@ func BenchmarkObservedAllow(b *testing.B) {
 		o.Check(b.Context(), r)
 	}
 }
+
+// TestLoggedPathDropsSecrets: a deny's log line holds the path only, never what follows "?", "#" or a ";"
+// path parameter, where clients put codes and tokens ("/cb;access_token=…").
+func TestLoggedPathDropsSecrets(t *testing.T) {
+	t.Parallel()
+	_, a := newAuthorizer(t, true)
+	tests := []struct {
+		name, path, want string
+	}{
+		{name: "query", path: "/cb?code=SECRET1", want: "/cb"},
+		{name: "fragment", path: "/cb#id_token=SECRET2", want: "/cb"},
+		{name: "path_parameter", path: "/cb;access_token=SECRET3", want: "/cb"},
+		{name: "parameter_mid_path", path: "/a;jsessionid=SECRET4/b", want: "/a"},
+		{name: "parameter_before_query", path: "/cb;t=SECRET5?x=1", want: "/cb"},
+		{name: "plain", path: "/orders/1", want: "/orders/1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var logs bytes.Buffer
+			o := authz.NewObserved(func() *authz.Authorizer { return a }, "grpc", nil, slog.New(slog.NewJSONHandler(&logs, nil)))
+			o.Check(t.Context(), &authz.Request{Method: "GET", Path: tt.path, Headers: token.HeaderMap{}})
+			if strings.Contains(logs.String(), "SECRET") {
+				t.Fatalf("log holds the secret: %s", logs.String())
+			}
+			lines := logLines(t, &logs)
+			if len(lines) != 1 {
+				t.Fatalf("%d log lines, want 1", len(lines))
+			}
+			if got := lines[0]["path"]; got != tt.want {
+				t.Errorf("logged path = %v, want %q", got, tt.want)
+			}
+		})
+	}
+}

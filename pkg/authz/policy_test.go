@@ -17,7 +17,7 @@ import (
 )
 
 // loadedSet is a real key set over the issuer's JWKS, loaded once.
-func loadedSet(t *testing.T, iss *devissuer.Issuer) *jwks.Set {
+func loadedSet(t testing.TB, iss *devissuer.Issuer) *jwks.Set {
 	t.Helper()
 	set, err := jwks.New(jwks.Options{URL: iss.JWKSURL()})
 	if err != nil {

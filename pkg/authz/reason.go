@@ -17,16 +17,17 @@ const (
 	Unauthenticated                // 401: no valid token
 	Forbidden                      // 403: valid token, requirement not met, or rule denies
 	Unavailable                    // 503: the pool's keys were never loaded
+	BadRequest                     // 400: the request cannot be judged (an ambiguous path, bad forwarded headers)
 )
 
-var outcomeNames = [...]string{"allow", "unauthenticated", "forbidden", "unavailable"}
+var outcomeNames = [...]string{"allow", "unauthenticated", "forbidden", "unavailable", "bad_request"}
 
 // String returns the outcome's metric and log label.
 func (o Outcome) String() string { return outcomeNames[o] }
 
 // HTTPStatus is the status Envoy sends the client on this outcome (0 for allow: the upstream decides).
 func (o Outcome) HTTPStatus() int {
-	return [...]int{0, http.StatusUnauthorized, http.StatusForbidden, http.StatusServiceUnavailable}[o]
+	return [...]int{0, http.StatusUnauthorized, http.StatusForbidden, http.StatusServiceUnavailable, http.StatusBadRequest}[o]
 }
 
 // Reason is a machine-readable cause: the same string is the deny body's "error", a metric label and a log
@@ -59,6 +60,10 @@ const (
 	ReasonGroupRequired  Reason = "group_required"   // require.groups_any / groups_all not met
 	ReasonScopeRequired  Reason = "scope_required"   // require.scopes_any / scopes_all not met
 	ReasonClaimRequired  Reason = "claim_required"   // require.claims not met
+
+	// Request reasons: the request cannot be judged as it stands. Both are 400.
+	ReasonPathAmbiguous    Reason = "path_ambiguous"    // readings of the path select different rules (paths.ambiguous: reject)
+	ReasonForwardedInvalid Reason = "forwarded_invalid" // forwarded method/URI headers missing, repeated or of another proxy
 	// A valid token of the wrong kind for the route (require.token_use) is ReasonTokenUseMismatch with
 	// outcome Forbidden, not the Unauthenticated of a pool that takes no such tokens: see forbidden.
 )
@@ -70,6 +75,7 @@ var Reasons = []Reason{
 	ReasonSignatureInvalid, ReasonTokenExpired, ReasonTokenNotYetValid, ReasonClaimsInvalid,
 	ReasonTokenUseMismatch, ReasonClientMismatch,
 	ReasonRuleDenied, ReasonPoolNotAllowed, ReasonGroupRequired, ReasonScopeRequired, ReasonClaimRequired,
+	ReasonPathAmbiguous, ReasonForwardedInvalid,
 }
 
 // allowReasons are the reasons of an allow: they have no deny.
@@ -101,6 +107,8 @@ var reasonInfo = map[Reason]struct {
 	ReasonGroupRequired:    {Forbidden, "the token lacks a group this route requires"},
 	ReasonScopeRequired:    {Forbidden, "the token lacks a scope this route requires"},
 	ReasonClaimRequired:    {Forbidden, "the token lacks a claim value this route requires"},
+	ReasonPathAmbiguous:    {BadRequest, "the request path means different routes to different servers"},
+	ReasonForwardedInvalid: {BadRequest, "the forwarded request headers are missing, repeated or of another proxy"},
 }
 
 // forbidden maps an unmet requirement onto its reason and, for the one reason that is also a 401, the 403

@@ -30,6 +30,7 @@ type Config struct {
 	Pools    []Pool   `yaml:"pools"`
 	Identity Identity `yaml:"identity"`
 	Rules    []Rule   `yaml:"rules"`   // first match wins
+	Paths    Paths    `yaml:"paths"`   // how a path whose readings select different rules is judged
 	Default  string   `yaml:"default"` // authenticated | allow | deny: what applies when no rule matches
 	// DryRun answers every deny as an allow marked x-auth-dry-run, still logged and counted (see ops.go).
 	DryRun bool `yaml:"dry_run"`
@@ -43,15 +44,36 @@ type Server struct {
 	// HTTPPathPrefix is stripped from the path of HTTP ext_authz requests: Envoy's http_service
 	// path_prefix (Istio envoyExtAuthzHttp pathPrefix), or the location nginx auth_request calls.
 	HTTPPathPrefix string `yaml:"http_path_prefix"`
-	// HTTPTrustForwarded takes the original method, URI and host of HTTP ext_authz requests from
-	// X-Forwarded-Method, X-Forwarded-Uri (or X-Original-URI) and X-Forwarded-Host, as Traefik ForwardAuth
-	// and nginx auth_request send them. Only for a proxy that always sets these headers itself: otherwise a
-	// client would choose the path its request is judged by.
+	// HTTPForwarded names the one family of forwarded headers HTTP ext_authz requests carry the original
+	// method, URI and host in: none (Envoy, Istio: the check request is the original), nginx
+	// (X-Original-URI, X-Original-Method, Host), traefik or caddy (X-Forwarded-Uri, X-Forwarded-Method,
+	// X-Forwarded-Host). A request with the other family's headers, or a trusted one twice, is refused.
+	HTTPForwarded string `yaml:"http_forwarded"`
+	// HTTPTrustForwarded is deprecated (see Warnings): it reads whichever one family is present, and
+	// refuses a request that carries both.
 	HTTPTrustForwarded bool `yaml:"http_trust_forwarded"`
 	// Shutdown and TLS: see ops.go.
 	DrainPeriod     Duration `yaml:"drain_period"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	TLS             TLS      `yaml:"tls"`
+}
+
+// Paths says how a request is judged when the readings of its path (see policy.Readings: Tomcat's ";"
+// parameters, decoded %2F, case folding, ...) select different rules.
+type Paths struct {
+	// Ambiguous is strictest (the default: every selected rule must allow the request) or reject (400
+	// path_ambiguous).
+	Ambiguous string `yaml:"ambiguous"`
+}
+
+// Warnings lists settings that work but should change; config check prints them, serve logs them.
+func (c *Config) Warnings() []string {
+	var w []string
+	if c.Server.HTTPTrustForwarded {
+		w = append(w, "server.http_trust_forwarded is deprecated: set server.http_forwarded to nginx, traefik or caddy; "+
+			"until then it reads whichever of X-Original-* and X-Forwarded-* is present and refuses requests with both")
+	}
+	return w
 }
 
 // Log sets the level and format of the service's logs.
@@ -281,6 +303,7 @@ func Default() Config {
 			ForwardToken: &forward,
 		},
 		Default: "authenticated",
+		Paths:   Paths{Ambiguous: "strictest"},
 	}
 }
 

@@ -44,7 +44,7 @@ func TestParseFullFile(t *testing.T) {
 	}
 	want := &Config{
 		Server: Server{GRPCAddr: "127.0.0.1:19001", HTTPAddr: "127.0.0.1:19002", AdminAddr: "127.0.0.1:19090",
-			HTTPPathPrefix: "/authz", HTTPTrustForwarded: true,
+			HTTPPathPrefix: "/authz", HTTPForwarded: "caddy",
 			DrainPeriod: Duration(3 * time.Second), ShutdownTimeout: Duration(20 * time.Second)},
 		Log: Log{Level: "debug", Format: "text"},
 		Token: Token{MaxBytes: 4096, Leeway: Duration(10 * time.Second), Sources: []TokenSource{
@@ -80,6 +80,7 @@ func TestParseFullFile(t *testing.T) {
 			{Name: "feed", Match: Match{Host: "api.example.com", PathExact: "/feed"}, Action: "optional", OptionalInvalid: "anonymous"},
 			{Name: "closed", Match: Match{PathPrefix: "/closed"}, Action: "deny", DryRun: true},
 		},
+		Paths:   Paths{Ambiguous: "reject"},
 		Default: "deny",
 		DryRun:  true,
 	}
@@ -168,6 +169,7 @@ func TestDefaultValues(t *testing.T) {
 			ClientID: "x-auth-client-id", TokenUse: "x-auth-token-use", Email: "x-auth-email", Pool: "x-auth-pool",
 			ForwardToken: ptr(true),
 		},
+		Paths:   Paths{Ambiguous: "strictest"},
 		Default: "authenticated",
 	}
 	if diff := cmp.Diff(want, d); diff != "" {
@@ -386,6 +388,13 @@ func TestValidate(t *testing.T) {
 		{name: "http_path_prefix_trailing_slash", mutate: func(c *Config) { c.Server.HTTPPathPrefix = "/authz/" }, want: `server.http_path_prefix "/authz/"`},
 		{name: "http_path_prefix_dotdot", mutate: func(c *Config) { c.Server.HTTPPathPrefix = "/a/../authz" }, want: `server.http_path_prefix`},
 		{name: "http_trust_forwarded", mutate: func(c *Config) { c.Server.HTTPTrustForwarded = true }},
+		{name: "http_forwarded_nginx", mutate: func(c *Config) { c.Server.HTTPForwarded = "nginx" }},
+		{name: "http_forwarded_none", mutate: func(c *Config) { c.Server.HTTPForwarded = "none" }},
+		{name: "http_forwarded_unknown", mutate: func(c *Config) { c.Server.HTTPForwarded = "apache" }, want: `server.http_forwarded "apache": want none, nginx, traefik or caddy`},
+		{name: "http_forwarded_and_trust", mutate: func(c *Config) { c.Server.HTTPForwarded, c.Server.HTTPTrustForwarded = "traefik", true },
+			want: "set only http_forwarded"},
+		{name: "paths_reject", mutate: func(c *Config) { c.Paths.Ambiguous = "reject" }},
+		{name: "paths_unknown", mutate: func(c *Config) { c.Paths.Ambiguous = "lenient" }, want: `paths.ambiguous "lenient": want strictest or reject`},
 
 		// token sources
 		{name: "sources_three", mutate: func(c *Config) {
@@ -858,5 +867,17 @@ func TestByteSize(t *testing.T) {
 				t.Errorf("String() = %q, want %q", s, tt.text)
 			}
 		})
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	if w := c.Warnings(); len(w) != 0 {
+		t.Errorf("Default().Warnings() = %q, want none", w)
+	}
+	c.Server.HTTPTrustForwarded = true
+	if w := c.Warnings(); len(w) != 1 || !strings.Contains(w[0], "server.http_trust_forwarded is deprecated") {
+		t.Errorf("Warnings() = %q, want the http_trust_forwarded deprecation", w)
 	}
 }

@@ -200,6 +200,15 @@ func (c *Config) Validate() error {
 }
 
 func (c *Config) validateServerHTTP(bad func(string, ...any)) {
+	switch f := c.Server.HTTPForwarded; {
+	case !slices.Contains([]string{"", "none", "nginx", "traefik", "caddy"}, f):
+		bad("server.http_forwarded %q: want none, nginx, traefik or caddy", f)
+	case f != "" && f != "none" && c.Server.HTTPTrustForwarded:
+		bad("server.http_forwarded %q and the deprecated server.http_trust_forwarded: set only http_forwarded", f)
+	}
+	if a := c.Paths.Ambiguous; a != "strictest" && a != "reject" {
+		bad("paths.ambiguous %q: want strictest or reject", a)
+	}
 	p := c.Server.HTTPPathPrefix
 	if p == "" {
 		return
@@ -286,8 +295,8 @@ func validateMatch(bad func(string, ...any), at string, m Match) {
 			continue
 		}
 		paths++
-		if n := policy.NormalizePath(p.path); n != p.path {
-			bad("%s.%s %q: requests are matched by their normalised path, so this never matches; write %q", at, p.key, p.path, n)
+		if err := policy.CheckRulePath(p.path); err != nil {
+			bad("%s.%s %v", at, p.key, strings.TrimPrefix(err.Error(), "path "))
 		}
 	}
 	if m.PathRegex != "" {

@@ -127,6 +127,7 @@ var grpcCode = map[authz.Outcome]codes.Code{
 	authz.Unauthenticated: codes.Unauthenticated,
 	authz.Forbidden:       codes.PermissionDenied,
 	authz.Unavailable:     codes.Unavailable,
+	authz.BadRequest:      codes.InvalidArgument,
 }
 
 // Response maps a transport-free decision onto Envoy's CheckResponse.

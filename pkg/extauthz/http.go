@@ -1,6 +1,8 @@
 package extauthz
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,14 +15,74 @@ type HTTPOptions struct {
 	// PathPrefix is stripped from the request path: Envoy's http_service path_prefix (Istio
 	// envoyExtAuthzHttp pathPrefix) is put in front of the original path.
 	PathPrefix string
-	// TrustForwarded takes the original method, URI and host from X-Forwarded-Method (or X-Original-Method),
-	// X-Forwarded-Uri (or X-Original-URI) and X-Forwarded-Host. Traefik ForwardAuth and nginx auth_request
-	// call the service with a request of their own and pass the original in these headers. Envoy passes the
-	// original request itself, and may forward these headers from the client: trusting them there would let a
-	// client choose the path its request is judged by (X-Forwarded-Uri: /healthz). So it is off by default,
-	// and only for a proxy that always sets all of them itself.
+	// Forwarded is the one family of headers the original method, URI and host are read from: forward-auth
+	// proxies (nginx auth_request, Traefik ForwardAuth, Caddy forward_auth) call the service with a request
+	// of their own and pass the original in headers. ForwardedNone (the default, for Envoy, which sends the
+	// original request itself and may pass such headers through from the client) reads none of them.
+	Forwarded Forwarded
+	// TrustForwarded is the old http_trust_forwarded: with Forwarded unset it means ForwardedAny.
 	TrustForwarded bool
 }
+
+// Forwarded names a family of forwarded-request headers, and so the proxy that sets them.
+type Forwarded uint8
+
+// The families. A proxy sets its own family's headers and passes the client's other headers through, so a
+// request carrying the other family's (or a repeated trusted header) is refused: it was not the proxy's.
+const (
+	// ForwardedNone reads the check request itself (Envoy, Istio).
+	ForwardedNone Forwarded = iota
+	// ForwardedNginx reads X-Original-URI and X-Original-Method, and the Host header, as the nginx
+	// auth_request recipe sets them.
+	ForwardedNginx
+	// ForwardedTraefik reads X-Forwarded-Uri, X-Forwarded-Method and X-Forwarded-Host (Traefik ForwardAuth).
+	ForwardedTraefik
+	// ForwardedCaddy reads X-Forwarded-Uri and X-Forwarded-Method, and X-Forwarded-Host or else Host
+	// (Caddy forward_auth).
+	ForwardedCaddy
+	// ForwardedAny is the deprecated http_trust_forwarded: true: whichever one family is present; both
+	// present is refused, neither reads the check request itself.
+	ForwardedAny
+)
+
+var forwardedNames = [...]string{"none", "nginx", "traefik", "caddy", "any"}
+
+// String returns the config spelling.
+func (f Forwarded) String() string {
+	if int(f) < len(forwardedNames) {
+		return forwardedNames[f]
+	}
+	return fmt.Sprintf("forwarded(%d)", f)
+}
+
+// ParseForwarded reads server.http_forwarded: none (or empty), nginx, traefik or caddy.
+func ParseForwarded(s string) (Forwarded, error) {
+	switch s {
+	case "", "none":
+		return ForwardedNone, nil
+	case "nginx":
+		return ForwardedNginx, nil
+	case "traefik":
+		return ForwardedTraefik, nil
+	case "caddy":
+		return ForwardedCaddy, nil
+	}
+	return 0, fmt.Errorf("http_forwarded %q: want none, nginx, traefik or caddy", s)
+}
+
+// headerFamily is the header names of one family; host "" reads the Host header.
+type headerFamily struct{ uri, method, host string }
+
+var (
+	originalHeaders  = headerFamily{uri: "X-Original-Uri", method: "X-Original-Method"}
+	forwardedHeaders = headerFamily{uri: "X-Forwarded-Uri", method: "X-Forwarded-Method", host: "X-Forwarded-Host"}
+)
+
+func (f headerFamily) present(h http.Header) bool {
+	return len(h.Values(f.uri)) > 0 || len(h.Values(f.method)) > 0
+}
+
+var errForwarded = errors.New("forwarded headers")
 
 // HTTPHandler is the HTTP ext_authz protocol: Envoy's http_service mode, Istio's envoyExtAuthzHttp, nginx
 // auth_request and Traefik ForwardAuth. It answers 200 with the identity headers on allow, and the deny's
@@ -63,34 +125,146 @@ func (h *HTTPHandler) Request(req *http.Request) authz.Request {
 			path = rest
 		}
 	}
-	if h.opts.TrustForwarded {
-		if v := firstOf(req.Header, "X-Forwarded-Method", "X-Original-Method"); v != "" {
-			method = v
-		}
-		if v := firstOf(req.Header, "X-Forwarded-Uri", "X-Original-Uri"); v != "" {
-			path = v
-		}
-		if v := firstOf(req.Header, "X-Forwarded-Host"); v != "" {
-			host, _, _ = strings.Cut(v, ",") // the first proxy's view of the host
-			host = strings.TrimSpace(host)
-		}
-	}
-	return authz.Request{
+	r := authz.Request{
 		Method:    method,
 		Host:      host,
 		Path:      path,
 		Headers:   joinedHeaders(req.Header),
 		RequestID: req.Header.Get("X-Request-Id"),
 	}
+	fam := h.opts.Forwarded
+	if fam == ForwardedNone && h.opts.TrustForwarded {
+		fam = ForwardedAny
+	}
+	if fam != ForwardedNone {
+		// Fail closed: never judge a path the proxy did not send.
+		r.Invalid = readForwarded(&r, req.Header, fam)
+	}
+	return r
 }
 
-func firstOf(h http.Header, names ...string) string {
-	for _, n := range names {
-		if v := h.Get(n); v != "" {
-			return v
+// readForwarded sets r's method, path and host from the forwarded headers of family fam. It refuses the
+// other family's method or URI header (the client sent it: the proxy sets only its own), a trusted header
+// sent twice, a missing method or URI (the proxy always sets both), and values that are no method or URI.
+func readForwarded(r *authz.Request, h http.Header, fam Forwarded) error {
+	var trusted headerFamily
+	legacy := fam == ForwardedAny
+	switch fam {
+	case ForwardedNginx:
+		if forwardedHeaders.present(h) {
+			return fmt.Errorf("%w: X-Forwarded-Uri or X-Forwarded-Method behind nginx", errForwarded)
+		}
+		trusted = originalHeaders
+	case ForwardedTraefik, ForwardedCaddy:
+		if originalHeaders.present(h) {
+			return fmt.Errorf("%w: X-Original-URI or X-Original-Method behind %s", errForwarded, fam)
+		}
+		trusted = forwardedHeaders
+	case ForwardedAny:
+		o, f := originalHeaders.present(h), forwardedHeaders.present(h)
+		switch {
+		case o && f:
+			return fmt.Errorf("%w: both X-Original-* and X-Forwarded-*", errForwarded)
+		case o:
+			trusted = originalHeaders
+		case f:
+			trusted = forwardedHeaders
+		default:
+			return nil // the old setting read the check request when no header was sent
+		}
+	default:
+		return fmt.Errorf("%w: unknown family %d", errForwarded, fam)
+	}
+	uri, err := single(h, trusted.uri, !legacy)
+	if err != nil {
+		return err
+	}
+	method, err := single(h, trusted.method, !legacy)
+	if err != nil {
+		return err
+	}
+	if uri != "" {
+		p, ok := originForm(uri)
+		if !ok {
+			return fmt.Errorf("%w: %s is not a request target", errForwarded, trusted.uri)
+		}
+		r.Path = p
+	}
+	if method != "" {
+		if !isToken(method) {
+			return fmt.Errorf("%w: %s is not a method", errForwarded, trusted.method)
+		}
+		r.Method = method
+	}
+	if trusted.host != "" {
+		host, err := single(h, trusted.host, false)
+		if err != nil {
+			return err
+		}
+		if legacy {
+			host, _, _ = strings.Cut(host, ",") // the old setting took the first proxy's view of the host
+			host = strings.TrimSpace(host)
+		} else if strings.ContainsAny(host, ", ") {
+			return fmt.Errorf("%w: %s holds a list", errForwarded, trusted.host)
+		}
+		if host != "" {
+			r.Host = host
 		}
 	}
-	return ""
+	return nil
+}
+
+// single returns the one value of header name: an error if it is sent twice, or missing when required.
+func single(h http.Header, name string, required bool) (string, error) {
+	switch vs := h.Values(name); len(vs) {
+	case 0:
+		if required {
+			return "", fmt.Errorf("%w: %s missing", errForwarded, name)
+		}
+		return "", nil
+	case 1:
+		if vs[0] == "" && required {
+			return "", fmt.Errorf("%w: %s empty", errForwarded, name)
+		}
+		return vs[0], nil
+	}
+	return "", fmt.Errorf("%w: %s sent more than once", errForwarded, name)
+}
+
+// originForm returns the path and query of a forwarded request target: an origin-form one as it is, an
+// absolute-form one ("http://host/admin", which nginx's $request_uri holds when the client sent it so)
+// without scheme and authority, "*" as it is. Anything else is refused: read with a "/" in front, it would
+// be judged as a path the upstream never serves.
+func originForm(uri string) (string, bool) {
+	switch {
+	case strings.HasPrefix(uri, "/"), uri == "*":
+		return uri, true
+	}
+	scheme, rest, ok := strings.Cut(uri, "://")
+	if !ok || scheme == "" || !isToken(scheme) {
+		return "", false
+	}
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		if rest[i] != '/' {
+			return "/" + rest[i:], true
+		}
+		return rest[i:], true
+	}
+	return "/", true
+}
+
+// isToken reports whether s is an RFC 9110 token (a method name, a URI scheme).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // joinedHeaders reads headers as Envoy's CheckRequest presents them: a repeated header is one value, joined

@@ -93,8 +93,22 @@ func transportCases(t *testing.T, f *fixture) []transportCase {
 		{name: "group_required_deny", path: "/admin/users", headers: bearer(access), want: deny(403, authz.ReasonGroupRequired)},
 		{name: "group_required_dotdot_trap", path: "/healthz/../admin/users", headers: bearer(access), want: deny(403, authz.ReasonGroupRequired)},
 		{name: "group_required_no_token", path: "/admin", want: deny(401, authz.ReasonTokenMissing)},
-		{name: "encoded_slash_not_admin", path: "/admin%2Fusers", headers: bearer(access),
-			want: outcome{Allowed: true, Set: aliceSet, Remove: []string{"x-auth-email", "x-auth-tenant"}}},
+		// Spellings of /admin that some upstream serves as /admin: judged by the admin rule too (nginx and
+		// Caddy decode %2F, Tomcat cuts ";…" per segment, Express, Caddy and IIS ignore case, IIS reads "\").
+		{name: "encoded_slash_is_admin", path: "/admin%2Fusers", headers: bearer(access), want: deny(403, authz.ReasonGroupRequired)},
+		{name: "encoded_slash_climb", path: "/feed/..%2Fadmin/x", want: deny(401, authz.ReasonTokenMissing)},
+		{name: "encoded_backslash_climb", path: "/feed/..%5Cadmin", want: deny(401, authz.ReasonTokenMissing)},
+		{name: "double_encoded_slash_climb", path: "/feed/..%252Fadmin", want: deny(401, authz.ReasonTokenMissing)},
+		{name: "tomcat_dotdot_param", path: "/feed/..;/admin/users", want: deny(401, authz.ReasonTokenMissing)},
+		{name: "tomcat_param_in_segment", path: "/admin;x=1/users", headers: bearer(access), want: deny(403, authz.ReasonGroupRequired)},
+		{name: "encoded_semicolon_climb", path: "/feed/..%3B/admin", want: deny(401, authz.ReasonTokenMissing)},
+		{name: "upper_case", path: "/ADMIN/users", headers: bearer(access), want: deny(403, authz.ReasonGroupRequired)},
+		{name: "windows_trailing_dot", path: "/Admin./users", headers: bearer(access), want: deny(403, authz.ReasonGroupRequired)},
+		// "/healthz;v=1" is /healthz to Tomcat but another resource (the default rule's) to Go or nginx.
+		{name: "param_on_exact_public", path: "/healthz;v=1", want: deny(401, authz.ReasonTokenMissing)},
+		// Method rules see the request's method, never an override header.
+		{name: "method_override_not_seen", path: "/admin/users", headers: map[string]string{"x-http-method-override": "OPTIONS"},
+			want: deny(401, authz.ReasonTokenMissing)},
 		{name: "optional_with_token", path: "/feed", headers: bearer(access), want: outcome{Allowed: true, Set: aliceSet, Remove: []string{"x-auth-email", "x-auth-tenant"}}},
 		{name: "optional_without_token", path: "/feed", want: anonymous},
 		{name: "optional_invalid_token", path: "/feed", headers: bearer(tamper(access)), want: deny(401, authz.ReasonSignatureInvalid)},
@@ -230,12 +244,26 @@ func TestHTTPRequest(t *testing.T) {
 		{name: "forwarded_ignored_by_default", target: "/admin",
 			headers: http.Header{"X-Forwarded-Uri": {"/healthz"}, "X-Forwarded-Method": {"OPTIONS"}, "X-Forwarded-Host": {"public.example.com"}},
 			want:    authz.Request{Method: "GET", Host: "api.example.com", Path: "/admin"}},
-		{name: "forwarded_trusted_traefik", opts: extauthz.HTTPOptions{TrustForwarded: true}, target: "/",
+		{name: "legacy_trusted_traefik", opts: extauthz.HTTPOptions{TrustForwarded: true}, target: "/",
 			headers: http.Header{"X-Forwarded-Uri": {"/admin?x=1"}, "X-Forwarded-Method": {"DELETE"}, "X-Forwarded-Host": {"app.example.com, proxy"}},
 			want:    authz.Request{Method: "DELETE", Host: "app.example.com", Path: "/admin?x=1"}},
-		{name: "forwarded_trusted_nginx", opts: extauthz.HTTPOptions{TrustForwarded: true, PathPrefix: "/auth"}, target: "/auth",
+		{name: "legacy_trusted_nginx", opts: extauthz.HTTPOptions{TrustForwarded: true, PathPrefix: "/auth"}, target: "/auth",
 			headers: http.Header{"X-Original-Uri": {"/admin/x"}, "X-Original-Method": {"POST"}},
 			want:    authz.Request{Method: "POST", Host: "api.example.com", Path: "/admin/x"}},
+		{name: "legacy_neither_reads_request", opts: extauthz.HTTPOptions{TrustForwarded: true}, target: "/admin",
+			want: authz.Request{Method: "GET", Host: "api.example.com", Path: "/admin"}},
+		{name: "nginx_family", opts: extauthz.HTTPOptions{Forwarded: extauthz.ForwardedNginx, PathPrefix: "/auth"}, target: "/auth",
+			headers: http.Header{"X-Original-Uri": {"/admin/x?y"}, "X-Original-Method": {"PUT"}, "X-Forwarded-Host": {"evil.example.com"}},
+			want:    authz.Request{Method: "PUT", Host: "api.example.com", Path: "/admin/x?y"}},
+		{name: "nginx_absolute_form_uri", opts: extauthz.HTTPOptions{Forwarded: extauthz.ForwardedNginx}, target: "/auth",
+			headers: http.Header{"X-Original-Uri": {"http://evil.example.com/admin/x?y"}, "X-Original-Method": {"GET"}},
+			want:    authz.Request{Method: "GET", Host: "api.example.com", Path: "/admin/x?y"}},
+		{name: "traefik_family", opts: extauthz.HTTPOptions{Forwarded: extauthz.ForwardedTraefik}, target: "/",
+			headers: http.Header{"X-Forwarded-Uri": {"/admin"}, "X-Forwarded-Method": {"GET"}, "X-Forwarded-Host": {"app.example.com"}},
+			want:    authz.Request{Method: "GET", Host: "app.example.com", Path: "/admin"}},
+		{name: "caddy_family_host_header", opts: extauthz.HTTPOptions{Forwarded: extauthz.ForwardedCaddy}, target: "/",
+			headers: http.Header{"X-Forwarded-Uri": {"/admin"}, "X-Forwarded-Method": {"POST"}},
+			want:    authz.Request{Method: "POST", Host: "api.example.com", Path: "/admin"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -292,5 +320,138 @@ func TestWriteHTTPDryRunMarker(t *testing.T) {
 	extauthz.WriteHTTP(w, &authz.Decision{Outcome: authz.Allow, Reason: authz.ReasonOK})
 	if got := w.Header().Get(authz.DryRunHeader); got != "" {
 		t.Errorf("plain allow carries %s: %q", authz.DryRunHeader, got)
+	}
+}
+
+// TestHTTPForwardedRefused: with a forwarded family configured, a request whose forwarded headers could be
+// the client's is refused (forwarded_invalid): the other family's method or URI header (nginx passes every
+// client header through; Caddy and Traefik too), a trusted header sent twice, a missing one, a value that is
+// no method or URI. Each would otherwise let the client pick the path or method it is judged by.
+func TestHTTPForwardedRefused(t *testing.T) {
+	t.Parallel()
+	nginx := extauthz.HTTPOptions{Forwarded: extauthz.ForwardedNginx}
+	traefik := extauthz.HTTPOptions{Forwarded: extauthz.ForwardedTraefik}
+	caddy := extauthz.HTTPOptions{Forwarded: extauthz.ForwardedCaddy}
+	legacy := extauthz.HTTPOptions{TrustForwarded: true}
+	orig := func(uri, method string) http.Header {
+		return http.Header{"X-Original-Uri": {uri}, "X-Original-Method": {method}}
+	}
+	fwd := func(uri, method string) http.Header {
+		return http.Header{"X-Forwarded-Uri": {uri}, "X-Forwarded-Method": {method}}
+	}
+	with := func(h http.Header, k string, vs ...string) http.Header {
+		h = h.Clone()
+		h[k] = append(h[k], vs...)
+		return h
+	}
+	tests := []struct {
+		name    string
+		opts    extauthz.HTTPOptions
+		headers http.Header
+	}{
+		{name: "nginx_client_forwarded_uri", opts: nginx, headers: with(orig("/admin", "GET"), "X-Forwarded-Uri", "/healthz")},
+		{name: "nginx_client_forwarded_method", opts: nginx, headers: with(orig("/admin", "GET"), "X-Forwarded-Method", "OPTIONS")},
+		{name: "nginx_repeated_uri", opts: nginx, headers: with(orig("/admin", "GET"), "X-Original-Uri", "/healthz")},
+		{name: "nginx_repeated_method", opts: nginx, headers: with(orig("/admin", "GET"), "X-Original-Method", "OPTIONS")},
+		{name: "nginx_missing_uri", opts: nginx, headers: http.Header{"X-Original-Method": {"GET"}}},
+		{name: "nginx_missing_method", opts: nginx, headers: http.Header{"X-Original-Uri": {"/admin"}}},
+		{name: "nginx_missing_both", opts: nginx},
+		{name: "nginx_relative_uri", opts: nginx, headers: orig("admin", "GET")},
+		{name: "nginx_bad_method", opts: nginx, headers: orig("/admin", "GET /x")},
+		{name: "traefik_client_original_uri", opts: traefik, headers: with(fwd("/admin", "GET"), "X-Original-Uri", "/healthz")},
+		{name: "traefik_client_original_method", opts: traefik, headers: with(fwd("/admin", "GET"), "X-Original-Method", "OPTIONS")},
+		{name: "traefik_repeated_uri", opts: traefik, headers: with(fwd("/admin", "GET"), "X-Forwarded-Uri", "/healthz")},
+		{name: "traefik_repeated_host", opts: traefik, headers: with(fwd("/admin", "GET"), "X-Forwarded-Host", "a.example.com", "b.example.com")},
+		{name: "traefik_host_list", opts: traefik, headers: with(fwd("/admin", "GET"), "X-Forwarded-Host", "public.example.com, api.example.com")},
+		{name: "caddy_client_original_uri", opts: caddy, headers: with(fwd("/admin", "GET"), "X-Original-Uri", "/healthz")},
+		{name: "caddy_missing_method", opts: caddy, headers: http.Header{"X-Forwarded-Uri": {"/admin"}}},
+		{name: "caddy_empty_uri", opts: caddy, headers: fwd("", "GET")},
+		{name: "legacy_both_families", opts: legacy, headers: with(orig("/admin", "GET"), "X-Forwarded-Uri", "/healthz")},
+		{name: "legacy_repeated", opts: legacy, headers: with(fwd("/admin", "GET"), "X-Forwarded-Uri", "/healthz")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			req := httptest.NewRequest("GET", "/auth", nil)
+			req.Host = "api.example.com"
+			for k, vs := range tt.headers {
+				req.Header[k] = vs
+			}
+			got := extauthz.NewHTTPHandler(nil, tt.opts).Request(req)
+			if got.Invalid == nil {
+				t.Fatalf("Request() = %+v: accepted, want it refused", got)
+			}
+		})
+	}
+}
+
+// TestHTTPForwardedSpoofing runs the forward-auth header spoofs against a real HTTP server: the client's
+// X-Forwarded-Uri or X-Forwarded-Method behind nginx (and X-Original-* behind Caddy) is refused with 400
+// forwarded_invalid, and what the proxy sent decides otherwise.
+func TestHTTPForwardedSpoofing(t *testing.T) {
+	f := policyFixture(t)
+	serve := func(opts extauthz.HTTPOptions) string {
+		hs := httptest.NewServer(extauthz.NewHTTPHandler(func() extauthz.Checker { return f.a }, opts))
+		t.Cleanup(hs.Close)
+		return hs.URL
+	}
+	nginx := serve(extauthz.HTTPOptions{Forwarded: extauthz.ForwardedNginx, PathPrefix: "/auth"})
+	caddy := serve(extauthz.HTTPOptions{Forwarded: extauthz.ForwardedCaddy})
+	legacy := serve(extauthz.HTTPOptions{TrustForwarded: true})
+	tests := []struct {
+		name    string
+		url     string
+		headers [][2]string
+		status  int
+		reason  string
+	}{
+		{name: "nginx_original_admin", url: nginx + "/auth", headers: [][2]string{{"X-Original-URI", "/admin/users"}, {"X-Original-Method", "GET"}},
+			status: 401, reason: "token_missing"},
+		{name: "nginx_spoofed_forwarded_uri", url: nginx + "/auth", headers: [][2]string{{"X-Original-URI", "/admin/users"}, {"X-Original-Method", "GET"},
+			{"X-Forwarded-Uri", "/healthz"}}, status: 400, reason: "forwarded_invalid"},
+		{name: "nginx_spoofed_forwarded_method", url: nginx + "/auth", headers: [][2]string{{"X-Original-URI", "/admin/users"}, {"X-Original-Method", "GET"},
+			{"X-Forwarded-Method", "OPTIONS"}}, status: 400, reason: "forwarded_invalid"},
+		{name: "nginx_repeated_original_uri", url: nginx + "/auth", headers: [][2]string{{"X-Original-URI", "/admin/users"}, {"X-Original-URI", "/healthz"},
+			{"X-Original-Method", "GET"}}, status: 400, reason: "forwarded_invalid"},
+		{name: "nginx_path_bypass_in_original_uri", url: nginx + "/auth", headers: [][2]string{{"X-Original-URI", "/feed/..;/admin/users"}, {"X-Original-Method", "GET"}},
+			status: 401, reason: "token_missing"},
+		{name: "nginx_public", url: nginx + "/auth", headers: [][2]string{{"X-Original-URI", "/healthz"}, {"X-Original-Method", "GET"}}, status: 200},
+		{name: "caddy_forwarded_admin", url: caddy + "/", headers: [][2]string{{"X-Forwarded-Uri", "/admin"}, {"X-Forwarded-Method", "GET"}},
+			status: 401, reason: "token_missing"},
+		{name: "caddy_spoofed_original_uri", url: caddy + "/", headers: [][2]string{{"X-Forwarded-Uri", "/admin"}, {"X-Forwarded-Method", "GET"},
+			{"X-Original-URI", "/healthz"}}, status: 400, reason: "forwarded_invalid"},
+		{name: "caddy_preflight", url: caddy + "/", headers: [][2]string{{"X-Forwarded-Uri", "/admin"}, {"X-Forwarded-Method", "OPTIONS"}}, status: 200},
+		{name: "legacy_spoofed_forwarded_uri", url: legacy + "/", headers: [][2]string{{"X-Original-URI", "/admin/users"}, {"X-Forwarded-Uri", "/healthz"}},
+			status: 400, reason: "forwarded_invalid"},
+		{name: "legacy_spoofed_forwarded_method", url: legacy + "/", headers: [][2]string{{"X-Original-URI", "/admin/users"}, {"X-Forwarded-Method", "OPTIONS"}},
+			status: 400, reason: "forwarded_invalid"},
+		{name: "legacy_original_only", url: legacy + "/", headers: [][2]string{{"X-Original-URI", "/admin/users"}}, status: 401, reason: "token_missing"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			req, err := http.NewRequestWithContext(t.Context(), "GET", tt.url, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range tt.headers {
+				req.Header.Add(h[0], h[1])
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d (%s), want %d", resp.StatusCode, body, tt.status)
+			}
+			if tt.reason != "" {
+				var b map[string]string
+				if err := json.Unmarshal(body, &b); err != nil || b["error"] != tt.reason {
+					t.Errorf("body %q, want reason %s", body, tt.reason)
+				}
+			}
+		})
 	}
 }

@@ -1,6 +1,9 @@
-// Package policy decides which rule governs a request: rules are tried in order and the first whose match
-// holds wins; when none does, the default applies. A rule says what the request needs (nothing, a valid
-// token, a valid token that meets requirements, or never) and which requirements a token must meet.
+// Package policy decides which rules govern a request: rules are tried in order and the first whose match
+// holds wins; when none does, the default applies. This is done for every reading of the path that a real
+// upstream uses (Readings: Tomcat's ";" parameters, nginx's decoded %2F, Express's case folding, ...), and
+// Select returns the rule of each, so that a request is never judged by a rule more lenient than the one
+// governing what the upstream serves. A rule says what the request needs (nothing, a valid token, a valid
+// token that meets requirements, or never) and which requirements a token must meet.
 //
 // It is pure: no I/O, no transport, no config. The authorizer asks it which rule applies and whether an
 // identity meets the rule's requirements; everything else (tokens, headers, answers) happens in authz.
@@ -104,6 +107,14 @@ type Policy struct {
 	rules  []compiled
 	def    *Rule
 	claims []string
+	// single[i] is the one-rule selection of rule i (the default at len(rules)), shared so that the common
+	// case selects without allocating.
+	single [][]*Rule
+	// long[i] is rule i with TooLong: the selection of a path over MaxReadPath.
+	long [][]*Rule
+	// foldSensitive: some rule's path or regex tells case apart, so even an all-lower-case path must be
+	// matched under its folded reading too.
+	foldSensitive bool
 }
 
 type compiled struct {
@@ -111,6 +122,9 @@ type compiled struct {
 	hostSuffix string // ".example.com" for "*.example.com"
 	methods    []string
 	re         *regexp.Regexp
+	// The case-folded forms the folded readings are matched against.
+	foldExact, foldPrefix string
+	reFold                *regexp.Regexp
 }
 
 // New compiles rules and the default action (which may not be Optional). Every problem is reported.
@@ -145,9 +159,13 @@ func New(rules []Rule, def Action) (*Policy, error) {
 				continue
 			}
 			set++
-			if NormalizePath(pth) != pth {
-				errs = append(errs, fmt.Errorf("policy: %s: path %q is not normalised (it would be %q) and could never match", at, pth, NormalizePath(pth)))
+			if err := CheckRulePath(pth); err != nil {
+				errs = append(errs, fmt.Errorf("policy: %s: %w", at, err))
 			}
+		}
+		c.foldExact, c.foldPrefix = foldPath(m.PathExact), foldPath(m.PathPrefix)
+		if c.foldExact != m.PathExact || c.foldPrefix != m.PathPrefix {
+			p.foldSensitive = true
 		}
 		if m.PathRegex != "" {
 			set++
@@ -156,6 +174,10 @@ func New(rules []Rule, def Action) (*Policy, error) {
 				errs = append(errs, fmt.Errorf("policy: %s: path_regex: %w", at, err))
 			}
 			c.re = re
+			c.reFold, _ = regexp.Compile(`^(?i:` + m.PathRegex + `)$`) // compiles if the above did
+			if strings.ToLower(m.PathRegex) != m.PathRegex {
+				p.foldSensitive = true // an upper-case letter (or \S, \W...: costs only the fast path)
+			}
 		}
 		if set > 1 {
 			errs = append(errs, fmt.Errorf("policy: %s: set at most one of path_exact, path_prefix, path_regex", at))
@@ -188,7 +210,34 @@ func New(rules []Rule, def Action) (*Policy, error) {
 	}
 	slices.Sort(p.claims)
 	p.claims = slices.Compact(p.claims)
+	p.single = make([][]*Rule, len(p.rules)+1)
+	for i := range p.rules {
+		p.single[i] = []*Rule{&p.rules[i].Rule}
+	}
+	p.single[len(p.rules)] = []*Rule{p.def}
+	p.long = make([][]*Rule, len(p.rules)+1)
+	for i := range p.long {
+		p.long[i] = []*Rule{p.single[i][0], TooLong}
+	}
 	return p, nil
+}
+
+// CheckRulePath refuses a path_exact or path_prefix that some reading of a request could never equal: one
+// not in normal form (requests are matched by their normal form), and one that decoding changes: a ";"
+// (Tomcat cuts it), a "\" (a slash to IIS), or an escape that decodes to a character a path may hold
+// unescaped ("%2F" is "/" to nginx, "%21" is "!" to everyone). Such a rule would be matched under some
+// readings of a request and not others. The error says what to write instead.
+func CheckRulePath(pth string) error {
+	if n := NormalizePath(pth); n != pth {
+		return fmt.Errorf("path %q: requests are matched by their normalised path, so this never matches; write %q", pth, n)
+	}
+	if strings.ContainsAny(pth, ";\\") {
+		return fmt.Errorf("path %q: a rule path may not hold \";\" or \"\\\": upstreams read them as parameters or slashes", pth)
+	}
+	if d := NormalizePath(escapePath(decodeAll(pth))); d != pth {
+		return fmt.Errorf("path %q: upstreams that decode it serve %q; write that", pth, d)
+	}
+	return nil
 }
 
 // checkHost accepts a lower-case host name, or "*." followed by one, without a port.
@@ -211,22 +260,81 @@ type Request struct {
 	ContextExtensions map[string]string
 }
 
-// Match returns the first rule that matches r, or the default rule. The result is shared: do not modify it.
+// MaxReadPath bounds the path (without query) whose readings are computed: a longer one with anything to
+// cut, decode or fold is judged by its normal reading's rule and TooLong, so it is refused. Each reading
+// costs time linear in the path; no upstream listed in Readings takes request lines much over 8 KiB
+// (nginx and Tomcat answer 414 or 400), so nothing they serve is refused.
+const MaxReadPath = 8 << 10
+
+// TooLong is the rule that refuses a path over MaxReadPath that has more than one reading.
+var TooLong = &Rule{Name: "path_too_long", Action: Deny}
+
+// Match returns the first rule that matches the normal reading of r (NormalizePath), or the default rule.
+// It is what an upstream that reads paths as RFC 3986 does would select; requests are judged by Select,
+// which also looks at every other reading. The result is shared: do not modify it.
 func (p *Policy) Match(r *Request) *Rule {
-	if len(p.rules) == 0 {
-		return p.def
-	}
-	path := NormalizePath(r.Path)
-	host := normalizeHost(r.Host)
-	for i := range p.rules {
-		if p.rules[i].matches(r, host, path) {
-			return &p.rules[i].Rule
-		}
-	}
-	return p.def
+	return p.rule(p.index(r, normalizeHost(r.Host), Reading{Path: NormalizePath(r.Path)}))
 }
 
-func (c *compiled) matches(r *Request, host, path string) bool {
+// Select returns every rule that one of the readings of r's path selects (see Readings): the rule of the
+// normal reading first, then the others in policy order, each once, the default rule last among them. A
+// request must be judged at least as strictly as each of them: when they differ, the path means different
+// resources to different upstreams, and the one behind this proxy may serve any of them.
+//
+// The result is shared: do not modify it. It has one element unless the path is ambiguous, and for a path
+// in normal form with nothing to fold, decode or cut it is found without allocating.
+func (p *Policy) Select(r *Request) []*Rule {
+	host := normalizeHost(r.Host)
+	raw := cutQuery(r.Path)
+	if plainPath(raw) && (!p.foldSensitive || !foldable(raw)) {
+		return p.single[p.index(r, host, Reading{Path: raw})]
+	}
+	if len(raw) > MaxReadPath {
+		return p.long[p.index(r, host, Reading{Path: NormalizePath(raw)})]
+	}
+	readings := Readings(raw)
+	var buf [8]int
+	idx := buf[:0]
+	for _, rd := range readings {
+		if i := p.index(r, host, rd); !slices.Contains(idx, i) {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) == 1 {
+		return p.single[idx[0]]
+	}
+	slices.Sort(idx[1:]) // the normal reading's rule stays first; the default (the highest index) last
+	out := make([]*Rule, len(idx))
+	for k, i := range idx {
+		out[k] = p.rule(i)
+	}
+	return out
+}
+
+// MatchReading returns the first rule that matches r under one reading of its path (see Readings), or
+// the default rule: the rule an upstream that reads the path so would have the request judged by.
+func (p *Policy) MatchReading(r *Request, rd Reading) *Rule {
+	return p.rule(p.index(r, normalizeHost(r.Host), rd))
+}
+
+// index is the position of the first rule that matches reading rd of r, or len(p.rules) for the default.
+func (p *Policy) index(r *Request, host string, rd Reading) int {
+	for i := range p.rules {
+		if p.rules[i].matches(r, host, rd) {
+			return i
+		}
+	}
+	return len(p.rules)
+}
+
+func (p *Policy) rule(i int) *Rule {
+	if i == len(p.rules) {
+		return p.def
+	}
+	return &p.rules[i].Rule
+}
+
+func (c *compiled) matches(r *Request, host string, rd Reading) bool {
 	m := &c.Match
 	switch {
 	case c.hostSuffix != "":
@@ -236,12 +344,17 @@ func (c *compiled) matches(r *Request, host, path string) bool {
 	case m.Host != "" && host != m.Host:
 		return false
 	}
+	exact, prefix, re := m.PathExact, m.PathPrefix, c.re
+	if rd.Folded {
+		exact, prefix, re = c.foldExact, c.foldPrefix, c.reFold
+	}
+	path := rd.Path
 	switch {
-	case m.PathExact != "" && path != m.PathExact:
+	case exact != "" && path != exact:
 		return false
-	case m.PathPrefix != "" && !hasPathPrefix(path, m.PathPrefix):
+	case prefix != "" && !hasPathPrefix(path, prefix):
 		return false
-	case c.re != nil && !c.re.MatchString(path):
+	case re != nil && !re.MatchString(path):
 		return false
 	}
 	if len(c.methods) > 0 && !slices.ContainsFunc(c.methods, func(meth string) bool { return strings.EqualFold(meth, r.Method) }) {

@@ -145,7 +145,7 @@ func TestNewRejects(t *testing.T) {
 		{name: "name_default", rules: []policy.Rule{{Name: "default"}}, want: []string{"rule 0 (default)"}},
 		{name: "bad_regex", rules: []policy.Rule{{Name: "a", Match: policy.Match{PathRegex: "("}}}, want: []string{"path_regex"}},
 		{name: "two_paths", rules: []policy.Rule{{Name: "a", Match: policy.Match{PathExact: "/a", PathPrefix: "/a"}}}, want: []string{"at most one"}},
-		{name: "path_not_normal", rules: []policy.Rule{{Name: "a", Match: policy.Match{PathPrefix: "/a/../b"}}}, want: []string{"not normalised"}},
+		{name: "path_not_normal", rules: []policy.Rule{{Name: "a", Match: policy.Match{PathPrefix: "/a/../b"}}}, want: []string{"normalised path"}},
 		{name: "host_with_port", rules: []policy.Rule{{Name: "a", Match: policy.Match{Host: "a.com:80"}}}, want: []string{"without port"}},
 		{name: "host_inner_wildcard", rules: []policy.Rule{{Name: "a", Match: policy.Match{Host: "a.*.com"}}}, want: []string{"host"}},
 		{name: "require_on_allow", rules: []policy.Rule{{Name: "a", Action: policy.Allow, Require: policy.Require{GroupsAny: []string{"x"}}}}, want: []string{"require needs action authenticated"}},
