@@ -83,7 +83,8 @@ func (s *Server) deny(d *authz.Decision) *authv3.CheckResponse {
 }
 
 // Request translates a CheckRequest. Header names arrive lower-cased from Envoy, in the headers map or, with
-// encode_raw_headers, in header_map with raw byte values; duplicates are comma-joined as Envoy does.
+// encode_raw_headers, in header_map with raw byte values and one entry per header line: repeated headers are
+// joined as Envoy joins them for the headers map (see rawHeaders).
 func Request(req *authv3.CheckRequest) authz.Request {
 	attrs := req.GetAttributes()
 	http := attrs.GetRequest().GetHttp()
@@ -105,6 +106,10 @@ func Request(req *authv3.CheckRequest) authz.Request {
 	return r
 }
 
+// rawHeaders folds header_map entries into one value per name: repeated cookie entries with "; " (HTTP/2
+// sends each cookie as its own "crumb", RFC 9113 section 8.2.3, and a cookie list is "; "-separated, RFC
+// 6265 section 5.4), every other repeated header with "," (RFC 9110 section 5.3). Joining cookies with ","
+// would glue the last cookie of one entry to the first of the next, so its token could not be found.
 func rawHeaders(hs []*corev3.HeaderValue) token.HeaderMap {
 	m := make(token.HeaderMap, len(hs))
 	for _, h := range hs {
@@ -114,7 +119,11 @@ func rawHeaders(hs []*corev3.HeaderValue) token.HeaderMap {
 			v = string(raw)
 		}
 		if prev, ok := m[k]; ok {
-			v = prev + "," + v
+			sep := ","
+			if k == "cookie" {
+				sep = "; "
+			}
+			v = prev + sep + v
 		}
 		m[k] = v
 	}
