@@ -13,6 +13,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -49,6 +50,10 @@ type deniedResponse struct {
 // NewServer serves the decisions of the Checker that current returns at the time of each request (so a
 // reloaded config takes effect between requests).
 func NewServer(current func() Checker) *Server { return &Server{checker: current} }
+
+// Register adds s to g as the envoy.service.auth.v3.Authorization service; pkg/server takes it as
+// Options.Register, so only this package knows Envoy's types.
+func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, s) }
 
 // Check implements envoy.service.auth.v3.Authorization/Check. It always answers with a CheckResponse: a
 // gRPC error would count as an authorization-service failure in Envoy, which a deny is not.
