@@ -69,7 +69,7 @@ func DefaultLimits() Limits {
 	return Limits{
 		MaxRecvMsgSize:               256 << 10,
 		MaxConcurrentStreams:         256,
-		MaxReceivingRequests:                 256,
+		MaxReceivingRequests:         256,
 		ReceiveTimeout:               10 * time.Second,
 		MaxConnections:               1024,
 		ConnectionTimeout:            5 * time.Second,
