@@ -169,6 +169,7 @@ func (s *service) warnFixed(old, cfg *config.Config) {
 		{"server.admin_addr", old.Server.AdminAddr, cfg.Server.AdminAddr},
 		{"server.http_path_prefix", old.Server.HTTPPathPrefix, cfg.Server.HTTPPathPrefix},
 		{"server.http_trust_forwarded", old.Server.HTTPTrustForwarded, cfg.Server.HTTPTrustForwarded},
+		{"server listener bounds (max_*, receive_timeout, connection_timeout, keepalive)", serverLimits(old.Server), serverLimits(cfg.Server)},
 		{"log.level", old.Log.Level, cfg.Log.Level},
 		{"log.format", old.Log.Format, cfg.Log.Format},
 	}
