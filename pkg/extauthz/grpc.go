@@ -123,12 +123,16 @@ func rawHeaders(hs []*corev3.HeaderValue) token.HeaderMap {
 		if raw := h.GetRawValue(); len(raw) > 0 {
 			v = string(raw)
 		}
-		if prev, ok := m[k]; ok {
+		if prev := m[k]; prev != "" { // an empty entry adds nothing (RFC 9110 section 5.6.1)
 			sep := ","
 			if k == "cookie" {
 				sep = "; "
 			}
-			v = prev + sep + v
+			if v == "" {
+				v = prev
+			} else {
+				v = prev + sep + v
+			}
 		}
 		m[k] = v
 	}
