@@ -148,12 +148,23 @@ type receiving struct {
 
 type arrivalKey struct{}
 
-// arrival is one stream's receive deadline. Each arm is undone exactly once: by the timer firing, or by a
-// Stop that catches the timer before it fires.
+// arrival is one stream's receive deadline, and the stream's context (so that finding it costs no
+// context.WithValue of its own). Each arm is undone exactly once: by the timer firing, or by a Stop that
+// catches the timer before it fires.
 type arrival struct {
-	r         *receiving
-	timer     *time.Timer
-	stopAfter func() bool // unregisters the disarm on stream end
+	context.Context // the stream's, cancelled with errReceiveTimeout at the deadline
+	r               *receiving
+	cancel          context.CancelCauseFunc
+	timer           *time.Timer
+	stopAfter       func() bool // unregisters the disarm on stream end
+}
+
+// Value finds the arrival itself under arrivalKey.
+func (a *arrival) Value(key any) any {
+	if key == (arrivalKey{}) {
+		return a
+	}
+	return a.Context.Value(key)
 }
 
 // tap arms a new stream, or refuses it when MaxReceivingRequests streams are already receiving.
@@ -162,16 +173,19 @@ func (r *receiving) tap(ctx context.Context, _ *tap.Info) (context.Context, erro
 		r.n.Add(-1)
 		return nil, status.Error(codes.ResourceExhausted, "too many requests still arriving")
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
 	a := &arrival{r: r}
-	a.timer = time.AfterFunc(r.timeout, func() {
-		r.n.Add(-1)
-		cancel(errReceiveTimeout) // the stream's pending read fails and gRPC ends the stream
-	})
+	a.Context, a.cancel = context.WithCancelCause(ctx)
+	a.timer = time.AfterFunc(r.timeout, a.fire)
 	// A stream that ends before its handler runs (the client reset it, its message was too large) is
 	// disarmed at once, so a client cannot hold the budget with streams it has abandoned.
-	a.stopAfter = context.AfterFunc(ctx, a.disarm)
-	return context.WithValue(ctx, arrivalKey{}, a), nil
+	a.stopAfter = context.AfterFunc(a.Context, a.disarm)
+	return a, nil
+}
+
+// fire is the deadline: the stream's pending read fails and gRPC ends the stream.
+func (a *arrival) fire() {
+	a.r.n.Add(-1)
+	a.cancel(errReceiveTimeout)
 }
 
 func (a *arrival) disarm() {
