@@ -143,8 +143,15 @@ var errReceiveTimeout = errors.New("server: request message did not arrive withi
 type receiving struct {
 	timeout time.Duration
 	max     int64
+	onCut   func(limit string)
 	n       atomic.Int64 // streams armed now
 }
+
+// The limits Options.OnStreamCut reports, named as their config keys.
+const (
+	LimitMaxReceiving   = "max_receiving_requests"
+	LimitReceiveTimeout = "receive_timeout"
+)
 
 type arrivalKey struct{}
 
@@ -171,6 +178,7 @@ func (a *arrival) Value(key any) any {
 func (r *receiving) tap(ctx context.Context, _ *tap.Info) (context.Context, error) {
 	if r.n.Add(1) > r.max {
 		r.n.Add(-1)
+		r.onCut(LimitMaxReceiving)
 		return nil, status.Error(codes.ResourceExhausted, "too many requests still arriving")
 	}
 	a := &arrival{r: r}
@@ -185,6 +193,7 @@ func (r *receiving) tap(ctx context.Context, _ *tap.Info) (context.Context, erro
 // fire is the deadline: the stream's pending read fails and gRPC ends the stream.
 func (a *arrival) fire() {
 	a.r.n.Add(-1)
+	a.r.onCut(LimitReceiveTimeout)
 	a.cancel(errReceiveTimeout)
 }
 

@@ -11,7 +11,7 @@ import (
 // BenchmarkReceiveDeadline is what the receive deadline and the receiving budget add to every unary RPC:
 // the tap at its headers, the interceptor at its handler, and the stream's end.
 func BenchmarkReceiveDeadline(b *testing.B) {
-	r := &receiving{timeout: 10 * time.Second, max: 256}
+	r := &receiving{timeout: 10 * time.Second, max: 256, onCut: func(string) {}}
 	h := func(context.Context, any) (any, error) { return nil, nil }
 	b.ReportAllocs()
 	for b.Loop() {
@@ -32,7 +32,7 @@ func BenchmarkReceiveDeadline(b *testing.B) {
 // the handler, the deadline) undoes its arm exactly once.
 func TestReceivingBalanced(t *testing.T) {
 	t.Parallel()
-	r := &receiving{timeout: time.Hour, max: 2}
+	r := &receiving{timeout: time.Hour, max: 2, onCut: func(string) {}}
 	h := func(context.Context, any) (any, error) { return nil, nil }
 	// Handler started.
 	sctx, end := context.WithCancel(context.Background())
@@ -61,7 +61,7 @@ func TestReceivingBalanced(t *testing.T) {
 		t.Fatalf("receiving = %d, want 2", n)
 	}
 	// The deadline: a short one fires, cancels the stream with its cause and frees the slot.
-	r2 := &receiving{timeout: time.Millisecond, max: 1}
+	r2 := &receiving{timeout: time.Millisecond, max: 1, onCut: func(string) {}}
 	ctx3, _ := r2.tap(context.Background(), nil)
 	<-ctx3.Done()
 	if context.Cause(ctx3) != errReceiveTimeout {

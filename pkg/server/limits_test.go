@@ -5,10 +5,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -41,7 +43,8 @@ func TestHeaderOnlyStreamsBounded(t *testing.T) {
 	lim := server.DefaultLimits()
 	lim.MaxConcurrentStreams = limit
 	lim.ReceiveTimeout = time.Second
-	srv, _ := serveWith(t, server.Options{Register: register(okServer{}), Limits: lim})
+	cuts := &cutCounter{}
+	srv, _ := serveWith(t, server.Options{Register: register(okServer{}), Limits: lim, OnStreamCut: cuts.add})
 	h := dialH2(t, srv.GRPCAddr(), 30*time.Second)
 	if got := h.settingMaxStreams(); got != limit {
 		t.Fatalf("SETTINGS_MAX_CONCURRENT_STREAMS = %d, want %d", got, limit)
@@ -63,6 +66,9 @@ func TestHeaderOnlyStreamsBounded(t *testing.T) {
 	if describe(got) != describe(want) {
 		t.Errorf("stream endings = %v, want %v", got, want)
 	}
+	if got, want := cuts.get(), map[string]int{server.LimitReceiveTimeout: limit}; describe(got) != describe(want) {
+		t.Errorf("OnStreamCut calls = %v, want %v", got, want)
+	}
 }
 
 // TestUnfinishedMessagesCutOff is the unfinished-message attack: many streams on one connection, each
@@ -82,7 +88,8 @@ func TestUnfinishedMessagesCutOff(t *testing.T) {
 	lim.MaxConcurrentStreams = 64
 	lim.MaxReceivingRequests = receiving
 	lim.ReceiveTimeout = 3 * time.Second
-	srv, _ := serveWith(t, server.Options{Register: register(okServer{}), Limits: lim})
+	cuts := &cutCounter{}
+	srv, _ := serveWith(t, server.Options{Register: register(okServer{}), Limits: lim, OnStreamCut: cuts.add})
 	h := dialH2(t, srv.GRPCAddr(), 60*time.Second)
 	before := heapInUse()
 
@@ -114,6 +121,9 @@ func TestUnfinishedMessagesCutOff(t *testing.T) {
 	if describe(got) != describe(want) {
 		t.Errorf("stream endings = %v, want %v", got, want)
 	}
+	if got, want := cuts.get(), map[string]int{server.LimitMaxReceiving: streams - receiving, server.LimitReceiveTimeout: receiving}; describe(got) != describe(want) {
+		t.Errorf("OnStreamCut calls = %v, want %v", got, want)
+	}
 	if after := heapInUse() - before; after > slack {
 		t.Errorf("after the cut-off the heap is still %d KiB above where it started, want under %d KiB", after>>10, slack>>10)
 	}
@@ -125,6 +135,27 @@ func TestUnfinishedMessagesCutOff(t *testing.T) {
 	if got := h.waitEnded(big)[big[0]]; got != "grpc-status:8" {
 		t.Errorf("a message declared over MaxRecvMsgSize ended with %q, want RESOURCE_EXHAUSTED", got)
 	}
+}
+
+// cutCounter records Options.OnStreamCut calls.
+type cutCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *cutCounter) add(limit string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[limit]++
+}
+
+func (c *cutCounter) get() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.n)
 }
 
 // TestIdleHTTPConnectionsClosed: an idle keep-alive connection to the admin listener and to the HTTP

@@ -36,6 +36,9 @@ type Options struct {
 	Register func(*grpc.Server)
 	// Limits bound the listeners; the zero value means DefaultLimits().
 	Limits Limits
+	// OnStreamCut, when set, is told of every gRPC stream ended by a bound: LimitMaxReceiving or
+	// LimitReceiveTimeout (for a metric; it must not block).
+	OnStreamCut func(limit string)
 	// HTTPAddr, when set, serves HTTP (the HTTP ext_authz protocol) on its own listener.
 	HTTPAddr string
 	HTTP     http.Handler
@@ -144,7 +147,11 @@ func Listen(ctx context.Context, opts Options) (*Server, error) {
 			ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 		}
 	}
-	gopts := lim.grpcOptions(&receiving{timeout: lim.ReceiveTimeout, max: int64(lim.MaxReceivingRequests)})
+	onCut := opts.OnStreamCut
+	if onCut == nil {
+		onCut = func(string) {}
+	}
+	gopts := lim.grpcOptions(&receiving{timeout: lim.ReceiveTimeout, max: int64(lim.MaxReceivingRequests), onCut: onCut})
 	if opts.TLS != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(opts.TLS)))
 	}
