@@ -115,6 +115,11 @@ func (l Limits) grpcOptions(r *receiving) []grpc.ServerOption {
 		grpc.MaxConcurrentStreams(l.MaxConcurrentStreams),
 		// gRPC metadata from Envoy is a few hundred bytes (the request's headers travel in the message).
 		grpc.MaxHeaderListSize(grpcMaxHeaderListBytes),
+		// Static flow-control windows: gRPC's dynamic (BDP) window can grow every stream's window to
+		// 16 MiB, which a client could fill with data no handler reads. CheckRequests are small, so a
+		// 64 KiB stream window costs nothing; a pending message still gets a window of its own length.
+		grpc.StaticStreamWindowSize(streamWindowBytes),
+		grpc.StaticConnWindowSize(connWindowBytes),
 		grpc.ConnectionTimeout(l.ConnectionTimeout),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			MaxConnectionIdle:     l.MaxConnectionIdle,
@@ -130,8 +135,14 @@ func (l Limits) grpcOptions(r *receiving) []grpc.ServerOption {
 	}
 }
 
-// grpcMaxHeaderListBytes bounds a gRPC stream's metadata (gRPC's own default is 16 MiB).
-const grpcMaxHeaderListBytes = 64 << 10
+// grpcMaxHeaderListBytes bounds a gRPC stream's metadata (gRPC's own default is 16 MiB). The windows are
+// HTTP/2 flow control's: per stream, and per connection (which gRPC credits on receipt, so it bounds data
+// in flight, not memory).
+const (
+	grpcMaxHeaderListBytes = 64 << 10
+	streamWindowBytes      = 64 << 10
+	connWindowBytes        = 1 << 20
+)
 
 // errReceiveTimeout cancels a stream whose request message did not arrive within ReceiveTimeout.
 var errReceiveTimeout = errors.New("server: request message did not arrive within the receive timeout")
