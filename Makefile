@@ -9,7 +9,7 @@ BIN      := bin/cognito-authz
 FUZZ_TARGETS := \
 	./pkg/token:FuzzExtract ./pkg/token:FuzzVerify ./pkg/token:FuzzDecode \
 	./pkg/rs256:FuzzVerify \
-	./pkg/extauthz:FuzzCheck ./pkg/extauthz:FuzzHTTPForwarded \
+	./pkg/extauthz:FuzzCheck ./pkg/extauthz:FuzzHTTPForwarded ./pkg/extauthz:FuzzRawHeaderMap \
 	./pkg/config:FuzzParse \
 	./pkg/policy:FuzzMatch ./pkg/policy:FuzzSelect \
 	./pkg/authz:FuzzPathStrictness \

@@ -313,6 +313,7 @@ func TestExtAuthzFilter(t *testing.T) {
 		{name: "grpc", path: "envoy.yaml", grpc: true, cluster: "cognito_authz"},
 		{name: "http", path: "envoy-http.yaml", cluster: "cognito_authz_http"},
 		{name: "compose", path: "../deploy/compose/envoy.yaml", grpc: true, cluster: "cognito_authz"},
+		{name: "headless", path: "envoy-headless.yaml", grpc: true, cluster: "cognito_authz"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -433,6 +434,7 @@ func TestRoutes(t *testing.T) {
 		{name: "grpc", path: "envoy.yaml", wantContextExtensions: map[string]map[string]string{"/admin": {"policy": "admin"}}},
 		{name: "http", path: "envoy-http.yaml", wantContextExtensions: map[string]map[string]string{}},
 		{name: "compose", path: "../deploy/compose/envoy.yaml", wantContextExtensions: map[string]map[string]string{"/admin": {"policy": "admin"}}},
+		{name: "headless", path: "envoy-headless.yaml", wantContextExtensions: map[string]map[string]string{"/admin": {"policy": "admin"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

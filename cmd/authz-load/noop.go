@@ -8,6 +8,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
 	"github.com/cognito-authz/cognito-authz/pkg/server"
@@ -29,7 +30,7 @@ func (noop) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse,
 // serveNoop serves noop on addr with the service's own server package (same gRPC options, health and
 // reflection), prints the bound address and serves until ctx ends.
 func serveNoop(ctx context.Context, addr string, out io.Writer) error {
-	srv, err := server.Listen(ctx, server.Options{GRPCAddr: addr, AdminAddr: "127.0.0.1:0", Authorization: noop{},
+	srv, err := server.Listen(ctx, server.Options{GRPCAddr: addr, AdminAddr: "127.0.0.1:0", Register: func(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, noop{}) },
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return err

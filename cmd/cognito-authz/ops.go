@@ -30,3 +30,22 @@ func listenerTLS(c config.TLS, log *slog.Logger) (*tls.Config, func(context.Cont
 	}
 	return server.TLSOptions{CertFile: c.CertFile, KeyFile: c.KeyFile, ClientCAFile: c.ClientCAFile, Logger: log}.ServerConfig()
 }
+
+// serverLimits maps the server.* bounds onto the listeners' limits.
+func serverLimits(s config.Server) server.Limits {
+	return server.Limits{
+		MaxRecvMsgSize:               int(s.MaxRecvMsgSize),
+		MaxConcurrentStreams:         uint32(s.MaxConcurrentStreams),
+		MaxReceivingRequests:         s.MaxReceivingRequests,
+		ReceiveTimeout:               s.ReceiveTimeout.Std(),
+		MaxConnections:               s.MaxConnections,
+		ConnectionTimeout:            s.ConnectionTimeout.Std(),
+		MaxConnectionIdle:            s.MaxConnectionIdle.Std(),
+		MaxConnectionAge:             s.MaxConnectionAge.Std(),
+		MaxConnectionAgeGrace:        s.MaxConnectionAgeGrace.Std(),
+		KeepaliveTime:                s.Keepalive.Time.Std(),
+		KeepaliveTimeout:             s.Keepalive.Timeout.Std(),
+		KeepaliveMinTime:             s.Keepalive.MinTime.Std(),
+		KeepalivePermitWithoutStream: s.Keepalive.PermitWithoutStream,
+	}
+}

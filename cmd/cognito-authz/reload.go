@@ -170,6 +170,7 @@ func (s *service) warnFixed(old, cfg *config.Config) {
 		{"server.http_path_prefix", old.Server.HTTPPathPrefix, cfg.Server.HTTPPathPrefix},
 		{"server.http_trust_forwarded", old.Server.HTTPTrustForwarded, cfg.Server.HTTPTrustForwarded},
 		{"server.http_forwarded", old.Server.HTTPForwarded, cfg.Server.HTTPForwarded},
+		{"server listener bounds (max_*, receive_timeout, connection_timeout, keepalive)", serverLimits(old.Server), serverLimits(cfg.Server)},
 		{"log.level", old.Log.Level, cfg.Log.Level},
 		{"log.format", old.Log.Format, cfg.Log.Format},
 	}

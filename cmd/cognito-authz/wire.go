@@ -189,10 +189,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, o serveOpt
 	grpcChecks := authz.NewObserved(svc.authorizer, "grpc", m, log)
 	httpChecks := authz.NewObserved(svc.authorizer, "http", m, log)
 	srv, err := server.Listen(ctx, server.Options{
-		GRPCAddr:      cfg.Server.GRPCAddr,
-		HTTPAddr:      cfg.Server.HTTPAddr,
-		AdminAddr:     cfg.Server.AdminAddr,
-		Authorization: extauthz.NewServer(func() extauthz.Checker { return grpcChecks }),
+		GRPCAddr:    cfg.Server.GRPCAddr,
+		HTTPAddr:    cfg.Server.HTTPAddr,
+		AdminAddr:   cfg.Server.AdminAddr,
+		Register:    extauthz.NewServer(func() extauthz.Checker { return grpcChecks }).Register,
+		Limits:      serverLimits(cfg.Server),
+		OnStreamCut: m.StreamCut,
 		HTTP: extauthz.NewHTTPHandler(func() extauthz.Checker { return httpChecks }, extauthz.HTTPOptions{
 			PathPrefix: cfg.Server.HTTPPathPrefix, Forwarded: forwarded, TrustForwarded: cfg.Server.HTTPTrustForwarded,
 		}),

@@ -56,6 +56,17 @@ type Server struct {
 	DrainPeriod     Duration `yaml:"drain_period"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	TLS             TLS      `yaml:"tls"`
+	// Listener bounds and connection ageing: see limits.go.
+	MaxRecvMsgSize        ByteSize  `yaml:"max_recv_msg_size"`
+	MaxConcurrentStreams  int       `yaml:"max_concurrent_streams"`
+	MaxReceivingRequests  int       `yaml:"max_receiving_requests"`
+	ReceiveTimeout        Duration  `yaml:"receive_timeout"`
+	MaxConnections        int       `yaml:"max_connections"`
+	ConnectionTimeout     Duration  `yaml:"connection_timeout"`
+	MaxConnectionIdle     Duration  `yaml:"max_connection_idle"`
+	MaxConnectionAge      Duration  `yaml:"max_connection_age"`
+	MaxConnectionAgeGrace Duration  `yaml:"max_connection_age_grace"`
+	Keepalive             Keepalive `yaml:"keepalive"`
 }
 
 // Paths says how a request is judged when the readings of its path (see policy.Readings: Tomcat's ";"
@@ -278,8 +289,13 @@ func (d Duration) Std() time.Duration { return time.Duration(d) }
 func Default() Config {
 	forward := true
 	return Config{
-		Server: Server{GRPCAddr: ":9001", AdminAddr: ":9090", DrainPeriod: Duration(5 * time.Second), ShutdownTimeout: Duration(15 * time.Second)},
-		Log:    Log{Level: "info", Format: "json"},
+		Server: Server{GRPCAddr: ":9001", AdminAddr: ":9090", DrainPeriod: Duration(5 * time.Second), ShutdownTimeout: Duration(15 * time.Second),
+			// Listener bounds; README "Listener bounds" says why each is what it is.
+			MaxRecvMsgSize: 256 << 10, MaxConcurrentStreams: 256, MaxReceivingRequests: 256, ReceiveTimeout: Duration(10 * time.Second),
+			MaxConnections: 1024, ConnectionTimeout: Duration(5 * time.Second), MaxConnectionIdle: Duration(2 * time.Minute),
+			MaxConnectionAge: Duration(5 * time.Minute), MaxConnectionAgeGrace: Duration(30 * time.Second),
+			Keepalive: Keepalive{Time: Duration(time.Minute), Timeout: Duration(20 * time.Second), MinTime: Duration(10 * time.Second), PermitWithoutStream: true}},
+		Log: Log{Level: "info", Format: "json"},
 		Token: Token{MaxBytes: 8 << 10, Leeway: Duration(30 * time.Second),
 			Sources: []TokenSource{{Header: "authorization", Prefix: "Bearer "}}},
 		JWKS: JWKS{

@@ -45,7 +45,11 @@ func TestParseFullFile(t *testing.T) {
 	want := &Config{
 		Server: Server{GRPCAddr: "127.0.0.1:19001", HTTPAddr: "127.0.0.1:19002", AdminAddr: "127.0.0.1:19090",
 			HTTPPathPrefix: "/authz", HTTPForwarded: "caddy",
-			DrainPeriod: Duration(3 * time.Second), ShutdownTimeout: Duration(20 * time.Second)},
+			DrainPeriod: Duration(3 * time.Second), ShutdownTimeout: Duration(20 * time.Second),
+			MaxRecvMsgSize: 128 << 10, MaxConcurrentStreams: 100, MaxReceivingRequests: 64, ReceiveTimeout: Duration(3 * time.Second),
+			MaxConnections: 512, ConnectionTimeout: Duration(2 * time.Second), MaxConnectionIdle: Duration(time.Minute),
+			MaxConnectionAge: Duration(10 * time.Minute), MaxConnectionAgeGrace: Duration(15 * time.Second),
+			Keepalive: Keepalive{Time: Duration(30 * time.Second), Timeout: Duration(10 * time.Second), MinTime: Duration(5 * time.Second)}},
 		Log: Log{Level: "debug", Format: "text"},
 		Token: Token{MaxBytes: 4096, Leeway: Duration(10 * time.Second), Sources: []TokenSource{
 			{Header: "authorization", Prefix: "Bearer "}, {Cookie: "id_token"}, {Header: "x-amzn-oidc-accesstoken"},
@@ -158,8 +162,12 @@ func TestDefaultValues(t *testing.T) {
 	// The contract's documented defaults: changing one is a breaking change for every deployment.
 	d := Default()
 	want := Config{
-		Server: Server{GRPCAddr: ":9001", HTTPAddr: "", AdminAddr: ":9090", DrainPeriod: Duration(5 * time.Second), ShutdownTimeout: Duration(15 * time.Second)},
-		Log:    Log{Level: "info", Format: "json"},
+		Server: Server{GRPCAddr: ":9001", HTTPAddr: "", AdminAddr: ":9090", DrainPeriod: Duration(5 * time.Second), ShutdownTimeout: Duration(15 * time.Second),
+			MaxRecvMsgSize: 256 << 10, MaxConcurrentStreams: 256, MaxReceivingRequests: 256, ReceiveTimeout: Duration(10 * time.Second),
+			MaxConnections: 1024, ConnectionTimeout: Duration(5 * time.Second), MaxConnectionIdle: Duration(2 * time.Minute),
+			MaxConnectionAge: Duration(5 * time.Minute), MaxConnectionAgeGrace: Duration(30 * time.Second),
+			Keepalive: Keepalive{Time: Duration(time.Minute), Timeout: Duration(20 * time.Second), MinTime: Duration(10 * time.Second), PermitWithoutStream: true}},
+		Log: Log{Level: "info", Format: "json"},
 		Token: Token{MaxBytes: 8192, Leeway: Duration(30 * time.Second),
 			Sources: []TokenSource{{Header: "authorization", Prefix: "Bearer "}}},
 		JWKS:  JWKS{RefreshInterval: Duration(time.Hour), UnknownKIDWindow: Duration(time.Minute), FetchTimeout: Duration(5 * time.Second)},

@@ -32,6 +32,7 @@ func (s Server) validateOps(bad func(string, ...any)) {
 	} else if d <= s.DrainPeriod.Std() {
 		bad("server.shutdown_timeout %s must be longer than server.drain_period %s: in-flight Checks need time after the drain", d, s.DrainPeriod.Std())
 	}
+	s.validateLimits(bad)
 	t := s.TLS
 	switch {
 	case t.CertFile == "" && t.KeyFile == "" && t.ClientCAFile != "":

@@ -31,8 +31,9 @@ server:
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Server{GRPCAddr: ":9001", AdminAddr: ":9090", DrainPeriod: Duration(10 * time.Second), ShutdownTimeout: Duration(40 * time.Second),
-		TLS: TLS{CertFile: filepath.Join(dir, "tls.crt"), KeyFile: filepath.Join(dir, "tls.key"), ClientCAFile: filepath.Join(dir, "ca.crt")}}
+	want := Default().Server
+	want.DrainPeriod, want.ShutdownTimeout = Duration(10*time.Second), Duration(40*time.Second)
+	want.TLS = TLS{CertFile: filepath.Join(dir, "tls.crt"), KeyFile: filepath.Join(dir, "tls.key"), ClientCAFile: filepath.Join(dir, "ca.crt")}
 	if diff := cmp.Diff(want, c.Server); diff != "" {
 		t.Errorf("server mismatch (-want +got):\n%s", diff)
 	}

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
 	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
@@ -95,6 +98,51 @@ func FuzzHTTPForwarded(f *testing.F) {
 		}
 		if r.Method != "GET" && r.Method != fwdMethod && r.Method != origMethod {
 			t.Fatalf("%v: method %q from nowhere", opts, r.Method)
+		}
+	})
+}
+
+// FuzzRawHeaderMap: header_map entries (encode_raw_headers) from any client fold into one value per
+// lower-cased name, in order, cookies joined with "; " and other headers with ","; and a cookie sent as
+// its own entry is always found, whatever cookie entry came before it.
+func FuzzRawHeaderMap(f *testing.F) {
+	f.Add("cookie", "a=1", "Cookie", "id_token=x.y.z")
+	f.Add("Authorization", "Bearer a", "authorization", "Bearer b")
+	f.Add("x-a", "", "X-A", "v")
+	f.Add("cookie", "a=1;", "cookie", "id_token=t; b=2")
+	f.Fuzz(func(t *testing.T, k1, v1, k2, v2 string) {
+		hm := []*corev3.HeaderValue{{Key: k1, RawValue: []byte(v1)}, {Key: k2, RawValue: []byte(v2)}}
+		r := extauthz.Request(&authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
+			Http: &authv3.AttributeContext_HttpRequest{HeaderMap: &corev3.HeaderMap{Headers: hm}},
+		}}})
+		l1, l2 := strings.ToLower(k1), strings.ToLower(k2)
+		if l1 != l2 {
+			if v1 != "" && r.Headers.Get(l1) != v1 || v2 != "" && r.Headers.Get(l2) != v2 {
+				t.Fatalf("distinct headers %q=%q %q=%q became %v", k1, v1, k2, v2, r.Headers)
+			}
+			return
+		}
+		sep := ","
+		if l1 == "cookie" {
+			sep = "; "
+		}
+		want := v1 + sep + v2
+		switch {
+		case v1 == "":
+			want = v2
+		case v2 == "":
+			want = v1
+		}
+		if v1 == "" && v2 == "" {
+			return
+		}
+		if got := r.Headers.Get(l1); got != want {
+			t.Fatalf("%q entries %q and %q joined as %q, want %q", l1, v1, v2, got, want)
+		}
+		if l1 == "cookie" && v2 == "id_token=x.y.z" && !strings.Contains(v1, "id_token") {
+			if tok, err := token.Extract(r.Headers, []token.Source{{Cookie: "id_token"}}, 8<<10); err != nil || tok != "x.y.z" {
+				t.Fatalf("cookie in the second entry after %q: %q, %v", v1, tok, err)
+			}
 		}
 	})
 }

@@ -13,6 +13,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -50,6 +51,10 @@ type deniedResponse struct {
 // reloaded config takes effect between requests).
 func NewServer(current func() Checker) *Server { return &Server{checker: current} }
 
+// Register adds s to g as the envoy.service.auth.v3.Authorization service; pkg/server takes it as
+// Options.Register, so only this package knows Envoy's types.
+func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, s) }
+
 // Check implements envoy.service.auth.v3.Authorization/Check. It always answers with a CheckResponse: a
 // gRPC error would count as an authorization-service failure in Envoy, which a deny is not.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
@@ -83,7 +88,8 @@ func (s *Server) deny(d *authz.Decision) *authv3.CheckResponse {
 }
 
 // Request translates a CheckRequest. Header names arrive lower-cased from Envoy, in the headers map or, with
-// encode_raw_headers, in header_map with raw byte values; duplicates are comma-joined as Envoy does.
+// encode_raw_headers, in header_map with raw byte values and one entry per header line: repeated headers are
+// joined as Envoy joins them for the headers map (see rawHeaders).
 func Request(req *authv3.CheckRequest) authz.Request {
 	attrs := req.GetAttributes()
 	http := attrs.GetRequest().GetHttp()
@@ -105,6 +111,10 @@ func Request(req *authv3.CheckRequest) authz.Request {
 	return r
 }
 
+// rawHeaders folds header_map entries into one value per name: repeated cookie entries with "; " (HTTP/2
+// sends each cookie as its own "crumb", RFC 9113 section 8.2.3, and a cookie list is "; "-separated, RFC
+// 6265 section 5.4), every other repeated header with "," (RFC 9110 section 5.3). Joining cookies with ","
+// would glue the last cookie of one entry to the first of the next, so its token could not be found.
 func rawHeaders(hs []*corev3.HeaderValue) token.HeaderMap {
 	m := make(token.HeaderMap, len(hs))
 	for _, h := range hs {
@@ -113,8 +123,16 @@ func rawHeaders(hs []*corev3.HeaderValue) token.HeaderMap {
 		if raw := h.GetRawValue(); len(raw) > 0 {
 			v = string(raw)
 		}
-		if prev, ok := m[k]; ok {
-			v = prev + "," + v
+		if prev := m[k]; prev != "" { // an empty entry adds nothing (RFC 9110 section 5.6.1)
+			sep := ","
+			if k == "cookie" {
+				sep = "; "
+			}
+			if v == "" {
+				v = prev
+			} else {
+				v = prev + sep + v
+			}
 		}
 		m[k] = v
 	}

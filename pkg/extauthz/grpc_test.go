@@ -212,6 +212,11 @@ func TestRequestRawHeaderMap(t *testing.T) {
 			hm:   []*corev3.HeaderValue{{Key: "authorization", RawValue: []byte("Bearer a.b.c")}, {Key: "Authorization", RawValue: []byte("Bearer d.e.f")}},
 			want: map[string]string{"authorization": "Bearer a.b.c,Bearer d.e.f"},
 		},
+		{
+			name: "cookie_crumbs_joined_with_semicolon",
+			hm:   []*corev3.HeaderValue{{Key: "cookie", RawValue: []byte("a=1; b=2")}, {Key: "Cookie", RawValue: []byte("id=x.y.z")}},
+			want: map[string]string{"cookie": "a=1; b=2; id=x.y.z"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -222,6 +227,37 @@ func TestRequestRawHeaderMap(t *testing.T) {
 			got := extauthz.Request(req)
 			if diff := cmp.Diff(token.HeaderMap(tt.want), got.Headers); diff != "" {
 				t.Errorf("headers mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestRawHeaderMapSecondCookieEntry: with encode_raw_headers an HTTP/2 client's cookies arrive as one
+// header_map entry each; a token in the second entry must be found (joined with "," it read as
+// token_missing).
+func TestRawHeaderMapSecondCookieEntry(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		entries []string
+	}{
+		{name: "token_in_second_entry", entries: []string{"theme=dark", "id_token=a.b.c"}},
+		{name: "token_in_second_of_three", entries: []string{"theme=dark", "id_token=a.b.c", "lang=en"}},
+		{name: "token_after_a_list", entries: []string{"theme=dark; lang=en", "id_token=a.b.c; z=1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var hm []*corev3.HeaderValue
+			for _, e := range tt.entries {
+				hm = append(hm, &corev3.HeaderValue{Key: "cookie", RawValue: []byte(e)})
+			}
+			r := extauthz.Request(&authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
+				Http: &authv3.AttributeContext_HttpRequest{HeaderMap: &corev3.HeaderMap{Headers: hm}},
+			}}})
+			got, err := token.Extract(r.Headers, []token.Source{{Cookie: "id_token"}}, 8<<10)
+			if err != nil || got != "a.b.c" {
+				t.Fatalf("Extract(cookie id_token) = %q, %v; want \"a.b.c\" (cookie header %q)", got, err, r.Headers.Get("cookie"))
 			}
 		})
 	}

@@ -44,6 +44,7 @@ type Metrics struct {
 	cacheMisses  prometheus.Counter
 	cacheEntries atomic.Pointer[func() int]
 	reloads      *prometheus.CounterVec
+	streamsCut   *prometheus.CounterVec
 
 	children sync.Map // checkKey → *checkChildren: the label lookups done once, not per request
 	rulesMu  sync.Mutex
@@ -101,6 +102,10 @@ func New(version, goVersion string) *Metrics {
 			Name: "cognito_authz_config_reloads_total",
 			Help: "Config reloads by result (ok or error; on error the previous config keeps serving).",
 		}, []string{"result"}),
+		streamsCut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cognito_authz_grpc_streams_cut_total",
+			Help: "gRPC streams ended by a listener bound: max_receiving_requests (refused at their headers) or receive_timeout (the message did not arrive in time).",
+		}, []string{"limit"}),
 		rules: map[string]struct{}{},
 		now:   time.Now,
 	}
@@ -121,8 +126,11 @@ func New(version, goVersion string) *Metrics {
 	for _, r := range []string{"ok", "error"} {
 		m.reloads.WithLabelValues(r) // present at 0, so rate() and absent() work from the start
 	}
+	for _, l := range []string{"max_receiving_requests", "receive_timeout"} {
+		m.streamsCut.WithLabelValues(l)
+	}
 	m.reg.MustRegister(m.checks, m.duration, m.jwksRefresh, m.jwksKeys, m.jwksSuccess, m.jwksRejected, m.cacheHits,
-		m.cacheMisses, entries, m.reloads, info,
+		m.cacheMisses, entries, m.reloads, m.streamsCut, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -205,6 +213,10 @@ func (m *Metrics) SetCacheEntries(entries func() int) {
 	}
 	m.cacheEntries.Store(&entries)
 }
+
+// StreamCut counts a gRPC stream the server ended for the listener bound limit (pkg/server's
+// Options.OnStreamCut).
+func (m *Metrics) StreamCut(limit string) { m.streamsCut.WithLabelValues(limit).Inc() }
 
 // ConfigReload counts a config reload; err nil is "ok".
 func (m *Metrics) ConfigReload(err error) {

@@ -32,6 +32,7 @@ func TestExposition(t *testing.T) {
 	m.SetCacheEntries(func() int { return 7 })
 	m.ConfigReload(nil)
 	m.ConfigReload(errors.New("bad"))
+	m.StreamCut("receive_timeout")
 
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
@@ -51,6 +52,8 @@ func TestExposition(t *testing.T) {
 		`cognito_authz_cache_entries 7`,
 		`cognito_authz_config_reloads_total{result="ok"} 1`,
 		`cognito_authz_config_reloads_total{result="error"} 1`,
+		`cognito_authz_grpc_streams_cut_total{limit="receive_timeout"} 1`,
+		`cognito_authz_grpc_streams_cut_total{limit="max_receiving_requests"} 0`,
 		`cognito_authz_build_info{goversion="go1.26",version="v1.2.3"} 1`,
 		`go_goroutines `,
 		`process_start_time_seconds`,

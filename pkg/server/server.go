@@ -1,5 +1,7 @@
-// Package server runs the listeners: the gRPC server (ext_authz, health, reflection), the optional HTTP
-// ext_authz server, and the admin HTTP server (/healthz, /readyz, /metrics). It owns start-up, readiness and graceful stop; nothing else.
+// Package server runs the listeners: the gRPC server (the services Options.Register adds, health,
+// reflection), the optional HTTP ext_authz server, and the admin HTTP server (/healthz, /readyz, /metrics).
+// It owns start-up, readiness, the listeners' bounds (Limits) and graceful stop; nothing else. It knows no
+// Envoy types: pkg/extauthz registers the Authorization service.
 package server
 
 import (
@@ -14,12 +16,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 )
 
@@ -28,9 +29,16 @@ const AuthorizationService = "envoy.service.auth.v3.Authorization"
 
 // Options configure a Server.
 type Options struct {
-	GRPCAddr      string
-	AdminAddr     string
-	Authorization authv3.AuthorizationServer
+	GRPCAddr  string
+	AdminAddr string
+	// Register adds the services the gRPC listener serves next to health and reflection (cmd passes
+	// extauthz's Authorization service); required.
+	Register func(*grpc.Server)
+	// Limits bound the listeners; the zero value means DefaultLimits().
+	Limits Limits
+	// OnStreamCut, when set, is told of every gRPC stream ended by a bound: LimitMaxReceiving or
+	// LimitReceiveTimeout (for a metric; it must not block).
+	OnStreamCut func(limit string)
 	// HTTPAddr, when set, serves HTTP (the HTTP ext_authz protocol) on its own listener.
 	HTTPAddr string
 	HTTP     http.Handler
@@ -63,12 +71,19 @@ type Server struct {
 	stopping chan struct{} // closed when the drain ends and the gRPC listener closes
 }
 
-// Bounds of the HTTP ext_authz server. Envoy's own default limit on request headers is 60 KiB; a token,
-// cookies and the forwarded headers fit well within 64 KiB. The body is never read.
+// Bounds of the HTTP listeners that Limits does not set. Envoy's own default limit on request headers is
+// 60 KiB; a token, cookies and the forwarded headers fit well within 64 KiB. The body is never read.
+// Responses are small (a deny body, a metrics page), so a write that takes longer than its timeout is a
+// client that stopped reading; the ext_authz one outlasts the longest jwks.fetch_timeout a Check may wait.
+// The admin listener serves kubelet probes and Prometheus scrapes, which need a few connections and
+// send small headers.
 const (
-	httpMaxHeaderBytes = 64 << 10
-	httpHeaderTimeout  = 5 * time.Second
-	httpIdleTimeout    = 2 * time.Minute // Envoy keeps connections to the service alive between checks
+	httpMaxHeaderBytes  = 64 << 10
+	httpHeaderTimeout   = 5 * time.Second
+	httpWriteTimeout    = time.Minute
+	adminMaxHeaderBytes = 16 << 10
+	adminWriteTimeout   = 30 * time.Second
+	adminMaxConnections = 64
 )
 
 // Listen binds every listener, so their addresses are known before serving (tests use port 0).
@@ -82,6 +97,16 @@ func Listen(ctx context.Context, opts Options) (*Server, error) {
 	if opts.StopTimeout <= 0 {
 		opts.StopTimeout = 15 * time.Second
 	}
+	if opts.Register == nil {
+		return nil, errors.New("server: Options.Register is required")
+	}
+	if opts.Limits == (Limits{}) {
+		opts.Limits = DefaultLimits()
+	}
+	lim := opts.Limits
+	if err := lim.validate(); err != nil {
+		return nil, err
+	}
 	var lc net.ListenConfig
 	gln, err := lc.Listen(ctx, "tcp", opts.GRPCAddr)
 	if err != nil {
@@ -92,6 +117,10 @@ func Listen(ctx context.Context, opts Options) (*Server, error) {
 		gln.Close()
 		return nil, fmt.Errorf("server: admin listener: %w", err)
 	}
+	// Connections are counted before TLS, so a handshake in progress holds a slot too (for at most
+	// ConnectionTimeout on gRPC, httpHeaderTimeout on HTTP).
+	gln = netutil.LimitListener(gln, lim.MaxConnections)
+	aln = netutil.LimitListener(aln, adminMaxConnections)
 	s := &Server{opts: opts, gln: gln, aln: aln, health: health.NewServer(), stopping: make(chan struct{})}
 	if opts.HTTPAddr != "" {
 		if opts.HTTP == nil {
@@ -104,6 +133,7 @@ func Listen(ctx context.Context, opts Options) (*Server, error) {
 			aln.Close()
 			return nil, fmt.Errorf("server: http listener: %w", err)
 		}
+		s.hln = netutil.LimitListener(s.hln, lim.MaxConnections)
 		if opts.TLS != nil {
 			s.hln = tls.NewListener(s.hln, opts.TLS)
 		}
@@ -111,21 +141,22 @@ func Listen(ctx context.Context, opts Options) (*Server, error) {
 			Handler:           opts.HTTP,
 			MaxHeaderBytes:    httpMaxHeaderBytes,
 			ReadHeaderTimeout: httpHeaderTimeout,
-			IdleTimeout:       httpIdleTimeout,
+			ReadTimeout:       lim.ReceiveTimeout, // the whole request, as on gRPC
+			WriteTimeout:      httpWriteTimeout,
+			IdleTimeout:       lim.MaxConnectionIdle,
 			ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 		}
 	}
-	gopts := []grpc.ServerOption{
-		// Envoy holds a few long-lived HTTP/2 connections and multiplexes every Check over them.
-		grpc.MaxConcurrentStreams(1 << 16),
-		grpc.MaxRecvMsgSize(4 << 20),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	onCut := opts.OnStreamCut
+	if onCut == nil {
+		onCut = func(string) {}
 	}
+	gopts := lim.grpcOptions(&receiving{timeout: lim.ReceiveTimeout, max: int64(lim.MaxReceivingRequests), onCut: onCut})
 	if opts.TLS != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(opts.TLS)))
 	}
 	s.grpc = grpc.NewServer(gopts...)
-	authv3.RegisterAuthorizationServer(s.grpc, opts.Authorization)
+	opts.Register(s.grpc)
 	healthpb.RegisterHealthServer(s.grpc, healthService{Server: s.health, stopping: s.stopping})
 	reflection.Register(s.grpc)
 	s.setHealth(false)
@@ -146,7 +177,15 @@ func Listen(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Metrics != nil {
 		mux.Handle("GET /metrics", opts.Metrics)
 	}
-	s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	s.admin = &http.Server{
+		Handler:           mux,
+		MaxHeaderBytes:    adminMaxHeaderBytes,
+		ReadHeaderTimeout: httpHeaderTimeout,
+		ReadTimeout:       lim.ReceiveTimeout,
+		WriteTimeout:      adminWriteTimeout,
+		IdleTimeout:       lim.MaxConnectionIdle,
+		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+	}
 	return s, nil
 }
 

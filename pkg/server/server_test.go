@@ -28,6 +28,11 @@ func (okServer) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckRespo
 	return &authv3.CheckResponse{}, nil
 }
 
+// register serves a as the Authorization service, as extauthz.Server.Register does.
+func register(a authv3.AuthorizationServer) func(*grpc.Server) {
+	return func(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, a) }
+}
+
 type running struct {
 	srv   *server.Server
 	conn  *grpc.ClientConn
@@ -39,7 +44,7 @@ func start(t *testing.T) *running {
 	t.Helper()
 	ready := &atomic.Bool{}
 	srv, err := server.Listen(t.Context(), server.Options{
-		GRPCAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Authorization: okServer{}, Ready: ready.Load,
+		GRPCAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Register: register(okServer{}), Ready: ready.Load,
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "metrics_here 1\n") }),
 	})
 	if err != nil {
@@ -161,7 +166,7 @@ func TestStopIsGraceful(t *testing.T) {
 
 func TestListenFailsOnBusyPort(t *testing.T) {
 	r := start(t)
-	_, err := server.Listen(t.Context(), server.Options{GRPCAddr: r.srv.GRPCAddr(), AdminAddr: "127.0.0.1:0", Authorization: okServer{}})
+	_, err := server.Listen(t.Context(), server.Options{GRPCAddr: r.srv.GRPCAddr(), AdminAddr: "127.0.0.1:0", Register: register(okServer{})})
 	if err == nil {
 		t.Fatal("Listen on a busy port succeeded")
 	}
@@ -169,7 +174,7 @@ func TestListenFailsOnBusyPort(t *testing.T) {
 
 func TestHTTPListener(t *testing.T) {
 	srv, err := server.Listen(t.Context(), server.Options{
-		GRPCAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Authorization: okServer{},
+		GRPCAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Register: register(okServer{}),
 		HTTP: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "checked "+r.URL.Path) }),
 	})
 	if err != nil {
@@ -216,7 +221,7 @@ func TestHTTPListener(t *testing.T) {
 
 func TestHTTPAddrNeedsHandler(t *testing.T) {
 	t.Parallel()
-	_, err := server.Listen(t.Context(), server.Options{GRPCAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Authorization: okServer{}})
+	_, err := server.Listen(t.Context(), server.Options{GRPCAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Register: register(okServer{})})
 	if err == nil {
 		t.Fatal("Listen() with HTTPAddr and no handler succeeded")
 	}
@@ -225,7 +230,7 @@ func TestHTTPAddrNeedsHandler(t *testing.T) {
 // TestServeReturnsWhenAListenerFails: a listener that fails ends Serve with an error, without waiting for
 // ctx (which nobody cancels here).
 func TestServeReturnsWhenAListenerFails(t *testing.T) {
-	srv, err := server.Listen(t.Context(), server.Options{GRPCAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Authorization: okServer{}})
+	srv, err := server.Listen(t.Context(), server.Options{GRPCAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Register: register(okServer{})})
 	if err != nil {
 		t.Fatal(err)
 	}

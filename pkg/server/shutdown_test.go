@@ -77,7 +77,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 	)
 	var received sync.Map // request id → true, when the handler saw it
 	srv, stop := serveWith(t, server.Options{
-		Authorization: funcServer{f: func(ctx context.Context, r *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+		Register: register(funcServer{f: func(ctx context.Context, r *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 			received.Store(r.GetAttributes().GetRequest().GetHttp().GetId(), true)
 			select {
 			case <-time.After(handler):
@@ -85,7 +85,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 				return nil, ctx.Err()
 			}
 			return &authv3.CheckResponse{}, nil
-		}},
+		}}),
 		Ready: func() bool { return true }, DrainPeriod: drain, StopTimeout: 10 * time.Second,
 	})
 	conn := dial(t, srv.GRPCAddr())
@@ -196,10 +196,10 @@ func TestShutdownUnderLoad(t *testing.T) {
 // TestShutdownDeadline: a Check that never finishes is cut off at StopTimeout, and Serve returns.
 func TestShutdownDeadline(t *testing.T) {
 	srv, stop := serveWith(t, server.Options{
-		Authorization: funcServer{f: func(ctx context.Context, _ *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+		Register: register(funcServer{f: func(ctx context.Context, _ *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 			<-ctx.Done()
 			return nil, ctx.Err()
-		}},
+		}}),
 		DrainPeriod: 100 * time.Millisecond, StopTimeout: 700 * time.Millisecond,
 	})
 	conn := dial(t, srv.GRPCAddr())

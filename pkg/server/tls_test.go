@@ -122,7 +122,7 @@ func serveTLS(t *testing.T, mtls bool) *tlsFixture {
 	done := make(chan struct{})
 	go func() { reload(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	srv, _ := serveWith(t, server.Options{Authorization: okServer{}, TLS: cfg})
+	srv, _ := serveWith(t, server.Options{Register: register(okServer{}), TLS: cfg})
 	f.addr = srv.GRPCAddr()
 	return f
 }
