@@ -5,9 +5,7 @@ package extauthz
 
 import (
 	"context"
-	"slices"
 	"strings"
-	"sync"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -28,58 +26,36 @@ type Checker interface {
 // Server is the envoy.service.auth.v3.Authorization gRPC service.
 type Server struct {
 	authv3.UnimplementedAuthorizationServer
-	checker func() Checker
-	denied  sync.Map // authz.Reason → *deniedResponse
+	checker  func() Checker
+	identity bool // identity fields in the dynamic metadata
 }
 
-// deniedResponse is the fixed part of one reason's deny, built once: the status and the denied HTTP
-// response (status, headers, body) are the same for every deny of a reason, so every such response shares
-// them. That is safe because a message returned from a gRPC handler is only read, by the codec (its cached
-// sizes are atomic), and nothing on this server's path writes to it: no interceptor or stats handler here
-// touches responses. The envelope and its dynamic metadata (rule, sub, dry run) are built per request. The
-// decision it was built from is kept, so a deny that differs gets parts of its own.
-type deniedResponse struct {
-	outcome authz.Outcome
-	body    string
-	headers []authz.Header
-	status  *rpcstatus.Status
-	http    *authv3.DeniedHttpResponse
-}
+// ServerOption configures a Server.
+type ServerOption func(*Server)
+
+// WithIdentityMetadata adds the identity's sub, client_id, token_use and pool to every answer's dynamic
+// metadata (config dynamic_metadata.identity). Off, the metadata holds outcome, reason, rule and dry_run.
+func WithIdentityMetadata(on bool) ServerOption { return func(s *Server) { s.identity = on } }
 
 // NewServer serves the decisions of the Checker that current returns at the time of each request (so a
 // reloaded config takes effect between requests).
-func NewServer(current func() Checker) *Server { return &Server{checker: current} }
+func NewServer(current func() Checker, opts ...ServerOption) *Server {
+	s := &Server{checker: current}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
 
 // Check implements envoy.service.auth.v3.Authorization/Check. It always answers with a CheckResponse: a
 // gRPC error would count as an authorization-service failure in Envoy, which a deny is not.
+//
+// The answer is pre-encoded (see encode): its fields travel as bytes, with only Status set as a field.
+// Read it in this process with Summarize, or Decode.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	r := Request(req)
 	d := s.checker().Check(ctx, &r)
-	if !d.Allowed() {
-		return s.deny(&d), nil
-	}
-	return Response(&d), nil
-}
-
-// deny answers d with the shared fixed part of its reason's deny, building it on first use, and d's own
-// dynamic metadata.
-func (s *Server) deny(d *authz.Decision) *authv3.CheckResponse {
-	var p *deniedResponse
-	if v, ok := s.denied.Load(d.Reason); ok {
-		if c := v.(*deniedResponse); c.outcome == d.Outcome && c.body == d.Body && slices.Equal(c.headers, d.Headers) {
-			p = c
-		}
-	}
-	if p == nil {
-		r := Response(d)
-		p = &deniedResponse{outcome: d.Outcome, body: d.Body, headers: slices.Clone(d.Headers), status: r.Status, http: r.GetDeniedResponse()}
-		s.denied.Store(d.Reason, p)
-	}
-	return &authv3.CheckResponse{
-		Status:          p.status,
-		HttpResponse:    &authv3.CheckResponse_DeniedResponse{DeniedResponse: p.http},
-		DynamicMetadata: Metadata(d),
-	}
+	return s.encode(&d), nil
 }
 
 // Request translates a CheckRequest. Header names arrive lower-cased from Envoy, in the headers map or, with
@@ -97,7 +73,7 @@ func Request(req *authv3.CheckRequest) authz.Request {
 	if hm := http.GetHeaderMap(); hm != nil && len(hm.GetHeaders()) > 0 {
 		r.Headers = rawHeaders(hm.GetHeaders())
 	} else {
-		r.Headers = token.HeaderMap(http.GetHeaders())
+		r.Headers = token.HeaderMap(http.GetHeaders()) // read in place: Envoy lower-cases the names
 	}
 	if r.RequestID == "" {
 		r.RequestID = r.Headers.Get("x-request-id")
@@ -105,20 +81,32 @@ func Request(req *authv3.CheckRequest) authz.Request {
 	return r
 }
 
-func rawHeaders(hs []*corev3.HeaderValue) token.HeaderMap {
-	m := make(token.HeaderMap, len(hs))
+// rawHeaders reads Envoy's header_map (encode_raw_headers) in place, without building a map per request:
+// a Check looks up two or three headers, and a header list is short. Names are matched case-insensitively
+// (Envoy sends them lower-cased; the match does not rely on it), raw byte values are preferred, and
+// repeated headers are comma-joined as Envoy joins them in the headers map.
+type rawHeaders []*corev3.HeaderValue
+
+// Get returns the value of the header, every occurrence joined.
+func (hs rawHeaders) Get(name string) string {
+	var v string
+	n := 0
 	for _, h := range hs {
-		k := strings.ToLower(h.GetKey())
-		v := h.GetValue()
+		if k := h.GetKey(); k != name && !strings.EqualFold(k, name) {
+			continue
+		}
+		hv := h.GetValue()
 		if raw := h.GetRawValue(); len(raw) > 0 {
-			v = string(raw)
+			hv = string(raw)
 		}
-		if prev, ok := m[k]; ok {
-			v = prev + "," + v
+		if n == 0 {
+			v = hv
+		} else {
+			v += "," + hv
 		}
-		m[k] = v
+		n++
 	}
-	return m
+	return v
 }
 
 // grpcCode maps an outcome onto the status of the CheckResponse.
@@ -129,8 +117,11 @@ var grpcCode = map[authz.Outcome]codes.Code{
 	authz.Unavailable:     codes.Unavailable,
 }
 
-// Response maps a transport-free decision onto Envoy's CheckResponse.
-func Response(d *authz.Decision) *authv3.CheckResponse {
+// Response maps a transport-free decision onto Envoy's CheckResponse, with the default (lean) metadata.
+// Server.Check answers the same message, encoded from bytes made once.
+func Response(d *authz.Decision) *authv3.CheckResponse { return response(d, false) }
+
+func response(d *authz.Decision, identity bool) *authv3.CheckResponse {
 	if d.Allowed() {
 		return &authv3.CheckResponse{
 			Status: &rpcstatus.Status{Code: int32(codes.OK)},
@@ -140,7 +131,7 @@ func Response(d *authz.Decision) *authv3.CheckResponse {
 
 				ResponseHeadersToAdd: dryRunHeaders(d), // x-auth-dry-run to the client on a dry run
 			}},
-			DynamicMetadata: Metadata(d),
+			DynamicMetadata: Metadata(d, identity),
 		}
 	}
 	return &authv3.CheckResponse{
@@ -150,7 +141,7 @@ func Response(d *authz.Decision) *authv3.CheckResponse {
 			Headers: overwrite(d.Headers), // www-authenticate on 401; never token contents
 			Body:    d.Body,
 		}},
-		DynamicMetadata: Metadata(d),
+		DynamicMetadata: Metadata(d, identity),
 	}
 }
 
