@@ -171,6 +171,7 @@ func (s *service) warnFixed(old, cfg *config.Config) {
 		{"server.http_trust_forwarded", old.Server.HTTPTrustForwarded, cfg.Server.HTTPTrustForwarded},
 		{"log.level", old.Log.Level, cfg.Log.Level},
 		{"log.format", old.Log.Format, cfg.Log.Format},
+		{"dynamic_metadata.identity", old.DynamicMetadata.Identity, cfg.DynamicMetadata.Identity},
 	}
 	for _, f := range fixed {
 		if f.was != f.now {

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 
+	"google.golang.org/grpc"
+
 	"github.com/cognito-authz/cognito-authz/pkg/authz"
 	"github.com/cognito-authz/cognito-authz/pkg/config"
 	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
@@ -182,7 +184,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, o serveOpt
 		GRPCAddr:      cfg.Server.GRPCAddr,
 		HTTPAddr:      cfg.Server.HTTPAddr,
 		AdminAddr:     cfg.Server.AdminAddr,
-		Authorization: extauthz.NewServer(func() extauthz.Checker { return grpcChecks }),
+		Authorization: extauthz.NewServer(func() extauthz.Checker { return grpcChecks },
+			extauthz.WithIdentityMetadata(cfg.DynamicMetadata.Identity)),
+		GRPCOptions: []grpc.ServerOption{extauthz.CodecOption()},
 		HTTP: extauthz.NewHTTPHandler(func() extauthz.Checker { return httpChecks }, extauthz.HTTPOptions{
 			PathPrefix: cfg.Server.HTTPPathPrefix, TrustForwarded: cfg.Server.HTTPTrustForwarded,
 		}),
