@@ -181,9 +181,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, o serveOpt
 	grpcChecks := authz.NewObserved(svc.authorizer, "grpc", m, log)
 	httpChecks := authz.NewObserved(svc.authorizer, "http", m, log)
 	srv, err := server.Listen(ctx, server.Options{
-		GRPCAddr:      cfg.Server.GRPCAddr,
-		HTTPAddr:      cfg.Server.HTTPAddr,
-		AdminAddr:     cfg.Server.AdminAddr,
+		GRPCAddr:  cfg.Server.GRPCAddr,
+		HTTPAddr:  cfg.Server.HTTPAddr,
+		AdminAddr: cfg.Server.AdminAddr,
 		Authorization: extauthz.NewServer(func() extauthz.Checker { return grpcChecks },
 			extauthz.WithIdentityMetadata(cfg.DynamicMetadata.Identity)),
 		GRPCOptions: []grpc.ServerOption{extauthz.CodecOption()},
