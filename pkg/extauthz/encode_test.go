@@ -37,14 +37,19 @@ type fixedChecker struct{ d authz.Decision }
 
 func (c fixedChecker) Check(context.Context, *authz.Request) authz.Decision { return c.d }
 
-// serveWith is a real gRPC server with the service's codec over srv, and a client of it.
-func serveWith(t *testing.T, srv *extauthz.Server) *grpc.ClientConn {
+// serveWith is a real gRPC server over srv, and a client of it: with the service's codec, or with
+// grpc-go's default one (which writes the pre-encoded Status twice: the same field, merged on decode).
+func serveWith(t *testing.T, srv *extauthz.Server, codec bool) *grpc.ClientConn {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := grpc.NewServer(extauthz.CodecOption())
+	var opts []grpc.ServerOption
+	if codec {
+		opts = append(opts, extauthz.CodecOption())
+	}
+	s := grpc.NewServer(opts...)
 	authv3.RegisterAuthorizationServer(s, srv)
 	go s.Serve(ln)
 	t.Cleanup(s.Stop)
@@ -57,7 +62,7 @@ func serveWith(t *testing.T, srv *extauthz.Server) *grpc.ClientConn {
 }
 
 // TestEncodedMatchesResponse: for every kind of answer, with and without identity metadata, the
-// pre-encoded bytes (in process and over gRPC through the codec, the first answer of a shared decision
+// pre-encoded bytes (in process, and over gRPC with the codec and without, the first answer of a shared decision
 // and the later ones served from its Slot) decode to exactly the CheckResponse Response builds.
 func TestEncodedMatchesResponse(t *testing.T) {
 	t.Parallel()
@@ -104,7 +109,7 @@ func TestEncodedMatchesResponse(t *testing.T) {
 		for _, identity := range []bool{false, true} {
 			rec := &recorder{a: f.a}
 			srv := extauthz.NewServer(func() extauthz.Checker { return rec }, extauthz.WithIdentityMetadata(identity))
-			conn := serveWith(t, srv)
+			conns := []*grpc.ClientConn{serveWith(t, srv, true), serveWith(t, srv, false)}
 			for _, tt := range tests {
 				name := cache.name + "/" + tt.name
 				if identity {
@@ -116,7 +121,7 @@ func TestEncodedMatchesResponse(t *testing.T) {
 						h["authorization"] = tt.authorization
 					}
 					pr := extauthz.Probe{Method: "GET", Host: "api.example.com", Path: tt.path, Headers: h}
-					for ask := range 3 {
+					for ask := range 4 {
 						var got *authv3.CheckResponse
 						if ask < 2 {
 							raw, err := srv.Check(t.Context(), pr.CheckRequest())
@@ -127,7 +132,7 @@ func TestEncodedMatchesResponse(t *testing.T) {
 								t.Errorf("ask %d: in-process status %d, want %d", ask, raw.GetStatus().GetCode(), tt.wantCode)
 							}
 							got = decode(t, raw)
-						} else if got, err = extauthz.Check(t.Context(), conn, pr); err != nil {
+						} else if got, err = extauthz.Check(t.Context(), conns[ask-2], pr); err != nil {
 							t.Fatal(err)
 						}
 						want := extauthz.ResponseFor(&rec.last, identity)
