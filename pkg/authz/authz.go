@@ -190,7 +190,9 @@ func (a *Authorizer) decide(ctx context.Context, r *Request, rule *policy.Rule) 
 	case policy.Allow:
 		return a.anonymousAllow(rule)
 	}
-	raw, err := token.Extract(r.Headers, a.opts.Sources, a.opts.MaxBytes)
+	// Find, not Extract: verify looks the token up by its digest, and gives every token it does not hold
+	// to the Verifier, which checks its shape first. A hit is a token that passed that check.
+	raw, err := token.Find(r.Headers, a.opts.Sources, a.opts.MaxBytes)
 	var id *token.Identity
 	var set []Header
 	var remove []string
