@@ -87,26 +87,36 @@ func Request(req *authv3.CheckRequest) authz.Request {
 // repeated headers are comma-joined as Envoy joins them in the headers map.
 type rawHeaders []*corev3.HeaderValue
 
-// Get returns the value of the header, every occurrence joined.
+// Get returns the value of the header, every occurrence joined (in linear time: a request may repeat a
+// header many times).
 func (hs rawHeaders) Get(name string) string {
-	var v string
+	var first string
+	var b strings.Builder
 	n := 0
 	for _, h := range hs {
 		if k := h.GetKey(); k != name && !strings.EqualFold(k, name) {
 			continue
 		}
-		hv := h.GetValue()
+		v := h.GetValue()
 		if raw := h.GetRawValue(); len(raw) > 0 {
-			hv = string(raw)
+			v = string(raw)
 		}
-		if n == 0 {
-			v = hv
-		} else {
-			v += "," + hv
+		switch n {
+		case 0:
+			first = v
+		case 1:
+			b.WriteString(first)
+			fallthrough
+		default:
+			b.WriteByte(',')
+			b.WriteString(v)
 		}
 		n++
 	}
-	return v
+	if n > 1 {
+		return b.String()
+	}
+	return first
 }
 
 // grpcCode maps an outcome onto the status of the CheckResponse.

@@ -219,6 +219,11 @@ func TestRequestRawHeaderMap(t *testing.T) {
 			want: map[string]string{"authorization": "Bearer x.y.z"},
 		},
 		{
+			name: "three_duplicates_in_order",
+			hm:   []*corev3.HeaderValue{{Key: "x-a", Value: "1"}, {Key: "X-A", RawValue: []byte("2")}, {Key: "x-b", Value: "no"}, {Key: "x-a", Value: "3"}},
+			want: map[string]string{"x-a": "1,2,3", "x-b": "no"},
+		},
+		{
 			name: "duplicates_comma_joined_like_envoy",
 			hm:   []*corev3.HeaderValue{{Key: "authorization", RawValue: []byte("Bearer a.b.c")}, {Key: "Authorization", RawValue: []byte("Bearer d.e.f")}},
 			want: map[string]string{"authorization": "Bearer a.b.c,Bearer d.e.f"},
