@@ -11,7 +11,7 @@ FUZZTIME ?= 60s
 # Flags of the load benchmark in `make bench`, e.g. LOADFLAGS="-rounds 5 -duration 10s".
 LOADFLAGS ?=
 # Flags of the micro-benchmarks in `make bench`: short by default; BENCHFLAGS="-count=5" for comparisons.
-BENCHFLAGS ?= -benchtime=200ms -count=1
+BENCHFLAGS ?= -benchtime=100ms -count=1
 # vtprotobuf: go-control-plane's generated MarshalVTStrict/SizeVT, which the ext_authz codec uses.
 GOTAGS   := vtprotobuf
 
