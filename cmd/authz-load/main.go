@@ -4,7 +4,7 @@
 // exists, drives each in turn with pregenerated CheckRequests from 50 callers on one HTTP/2 connection, and
 // prints one table. Every address is on 127.0.0.1; the keys and JWKS come from an in-process dev issuer.
 //
-//	go run ./cmd/authz-load [-rounds 3 -duration 5s -callers 50 -rate 1000 -distinct 100000]
+//	go run -tags vtprotobuf ./cmd/authz-load [-rounds 3 -duration 4s -callers 50 -rate 1000 -distinct 100000]
 package main
 
 import (
@@ -45,7 +45,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	noop := fs.String("noop-server", "", "internal: serve a no-op ext_authz server on this address and print it")
 	var o options
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds per scenario; each round drives the no-op server, then cognito-authz")
-	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of one drive")
+	fs.DurationVar(&o.duration, "duration", 4*time.Second, "length of one drive")
 	fs.IntVar(&o.callers, "callers", 50, "concurrent callers on the one connection")
 	fs.IntVar(&o.rate, "rate", 1000, "requests per second of the fixed-rate latency run")
 	fs.IntVar(&o.tokens, "tokens", 1000, "distinct tokens of the cached and uncached scenarios")

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
+	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
 	"github.com/cognito-authz/cognito-authz/pkg/server"
 )
 
@@ -27,11 +28,11 @@ func (noop) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse,
 	}, nil
 }
 
-// serveNoop serves noop on addr with the service's own server package (same gRPC options, health and
-// reflection), prints the bound address and serves until ctx ends.
+// serveNoop serves noop on addr with the service's own server package (same gRPC options and codec, health
+// and reflection), prints the bound address and serves until ctx ends.
 func serveNoop(ctx context.Context, addr string, out io.Writer) error {
 	srv, err := server.Listen(ctx, server.Options{GRPCAddr: addr, AdminAddr: "127.0.0.1:0", Register: func(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, noop{}) },
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), GRPCOptions: []grpc.ServerOption{extauthz.CodecOption()}})
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -74,5 +76,39 @@ func TestCacheMetrics(t *testing.T) {
 		if got := s.metric(t, series); got != want {
 			t.Errorf("%s = %v, want %v", series, got, want)
 		}
+	}
+}
+
+// TestDynamicMetadataIdentity: the served answer's dynamic metadata is lean by default (outcome, reason,
+// rule, dry_run) and carries the identity only with dynamic_metadata.identity.
+func TestDynamicMetadataIdentity(t *testing.T) {
+	t.Parallel()
+	iss := startIssuer(t)
+	for _, tt := range []struct {
+		name     string
+		identity bool
+		want     []string
+	}{
+		{name: "default_lean", want: []string{"dry_run", "outcome", "reason", "rule"}},
+		{name: "identity", identity: true, want: []string{"client_id", "dry_run", "outcome", "pool", "reason", "rule", "sub", "token_use"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := testConfig(iss.pool("main"))
+			cfg.DynamicMetadata.Identity = tt.identity
+			s := startOps(t, cfg)
+			s.waitReady(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			resp, err := extauthz.Check(ctx, s.conn, extauthz.Probe{Method: "GET", Host: "h", Path: "/",
+				Headers: map[string]string{"authorization": "Bearer " + iss.MustMint(t, iss.Access())}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := slices.Sorted(maps.Keys(resp.GetDynamicMetadata().GetFields()))
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("dynamic metadata keys = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

@@ -173,6 +173,7 @@ func (s *service) warnFixed(old, cfg *config.Config) {
 		{"server listener bounds (max_*, receive_timeout, connection_timeout, keepalive)", serverLimits(old.Server), serverLimits(cfg.Server)},
 		{"log.level", old.Log.Level, cfg.Log.Level},
 		{"log.format", old.Log.Format, cfg.Log.Format},
+		{"dynamic_metadata.identity", old.DynamicMetadata.Identity, cfg.DynamicMetadata.Identity},
 	}
 	for _, f := range fixed {
 		if f.was != f.now {

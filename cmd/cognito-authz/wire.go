@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 
+	"google.golang.org/grpc"
+
 	"github.com/cognito-authz/cognito-authz/pkg/authz"
 	"github.com/cognito-authz/cognito-authz/pkg/config"
 	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
@@ -189,10 +191,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, o serveOpt
 	grpcChecks := authz.NewObserved(svc.authorizer, "grpc", m, log)
 	httpChecks := authz.NewObserved(svc.authorizer, "http", m, log)
 	srv, err := server.Listen(ctx, server.Options{
-		GRPCAddr:    cfg.Server.GRPCAddr,
-		HTTPAddr:    cfg.Server.HTTPAddr,
-		AdminAddr:   cfg.Server.AdminAddr,
-		Register:    extauthz.NewServer(func() extauthz.Checker { return grpcChecks }).Register,
+		GRPCAddr:  cfg.Server.GRPCAddr,
+		HTTPAddr:  cfg.Server.HTTPAddr,
+		AdminAddr: cfg.Server.AdminAddr,
+		Register: extauthz.NewServer(func() extauthz.Checker { return grpcChecks },
+			extauthz.WithIdentityMetadata(cfg.DynamicMetadata.Identity)).Register,
+		GRPCOptions: []grpc.ServerOption{extauthz.CodecOption()},
 		Limits:      serverLimits(cfg.Server),
 		OnStreamCut: m.StreamCut,
 		HTTP: extauthz.NewHTTPHandler(func() extauthz.Checker { return httpChecks }, extauthz.HTTPOptions{

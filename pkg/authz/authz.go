@@ -51,6 +51,9 @@ type Decision struct {
 	// have had, Reason and Err stay the deny's.
 	DryRun  bool
 	WouldBe Outcome
+	// Slot, when set, belongs to the shared parts of this decision (a prebuilt deny, a cached identity):
+	// see Slot. Nil on every decision built for one request.
+	Slot *Slot
 }
 
 // Allowed reports whether the request may proceed.
@@ -171,7 +174,7 @@ func denial(o Outcome, r Reason, text string) Decision {
 	case Unavailable:
 		hs = append(hs, Header{"retry-after", "5"})
 	}
-	return Decision{Outcome: o, Reason: r, Description: text, Headers: hs, Body: string(body) + "\n"}
+	return Decision{Outcome: o, Reason: r, Description: text, Headers: hs, Body: string(body) + "\n", Slot: &Slot{}}
 }
 
 // Check decides one request. It never panics and never blocks longer than ctx allows; every path that is
@@ -227,6 +230,7 @@ type credential struct {
 	id     *token.Identity
 	set    []Header
 	remove []string
+	slot   *Slot
 	err    error
 }
 
@@ -236,9 +240,11 @@ func (a *Authorizer) credential(ctx context.Context, r *Request, c *credential) 
 	}
 	c.done = true
 	var raw string
-	raw, c.err = token.Extract(r.Headers, a.opts.Sources, a.opts.MaxBytes)
+	// Find, not Extract: verify looks the token up by its digest, and gives every token it does not hold
+	// to the Verifier, which checks its shape first. A hit is a token that passed that check.
+	raw, c.err = token.Find(r.Headers, a.opts.Sources, a.opts.MaxBytes)
 	if c.err == nil {
-		c.id, c.set, c.remove, c.err = a.verify(ctx, raw)
+		c.id, c.set, c.remove, c.slot, c.err = a.verify(ctx, raw)
 	}
 }
 
@@ -255,7 +261,7 @@ func (a *Authorizer) decide(ctx context.Context, r *Request, rule *policy.Rule, 
 		return a.anonymousAllow(rule)
 	}
 	a.credential(ctx, r, c)
-	id, set, remove, err := c.id, c.set, c.remove, c.err
+	id, set, remove, slot, err := c.id, c.set, c.remove, c.slot, c.err
 	if err != nil {
 		// Optional: no credential is anonymous; a credential that does not verify is refused unless the
 		// rule says to treat it like none. Either way no identity header reaches the upstream.
@@ -273,7 +279,7 @@ func (a *Authorizer) decide(ctx context.Context, r *Request, rule *policy.Rule, 
 			return d
 		}
 	}
-	return Decision{Outcome: Allow, Reason: ReasonOK, Identity: id, Rule: rule.Name, Headers: set, Remove: remove}
+	return Decision{Outcome: Allow, Reason: ReasonOK, Identity: id, Rule: rule.Name, Headers: set, Remove: remove, Slot: slot}
 }
 
 // CacheLen is the number of tokens the verified-token cache holds (0 when it is off).
@@ -286,15 +292,16 @@ func (a *Authorizer) CacheLen() int {
 
 // verify returns raw's identity and its identity headers (to set, to remove), from the cache when it holds
 // them; a cached deny comes back as its cause. Only the identity is cached, never the decision: the rule's
-// requirements are checked on every request.
-func (a *Authorizer) verify(ctx context.Context, raw string) (*token.Identity, []Header, []string, error) {
+// requirements are checked on every request. A cache hit also returns the entry's Slot: a token used once
+// never gets its answer encoded twice, nor kept.
+func (a *Authorizer) verify(ctx context.Context, raw string) (*token.Identity, []Header, []string, *Slot, error) {
 	if a.cache == nil {
 		id, err := a.opts.Verifier.Verify(ctx, raw)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		set, remove := a.identityHeaders(id)
-		return id, set, remove, nil
+		return id, set, remove, nil, nil
 	}
 	k := key(raw)
 	if e, ok := a.cache.lookup(k); ok {
@@ -302,9 +309,9 @@ func (a *Authorizer) verify(ctx context.Context, raw string) (*token.Identity, [
 			a.opts.Cache.OnHit()
 		}
 		if e.id == nil {
-			return nil, nil, nil, e.err
+			return nil, nil, nil, nil, e.err
 		}
-		return e.id, e.headers, e.remove, nil
+		return e.id, e.headers, e.remove, &e.slot, nil
 	}
 	if a.opts.Cache.OnMiss != nil {
 		a.opts.Cache.OnMiss()
@@ -312,11 +319,11 @@ func (a *Authorizer) verify(ctx context.Context, raw string) (*token.Identity, [
 	id, err := a.opts.Verifier.Verify(ctx, raw)
 	if err != nil {
 		a.cache.storeDeny(k, reasonOf(err), err)
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	set, remove := a.identityHeaders(id)
 	a.cache.storeAllow(k, id, &Decision{Headers: set, Remove: remove})
-	return id, set, remove, nil
+	return id, set, remove, nil, nil
 }
 
 func (a *Authorizer) deny(rule *policy.Rule, r Reason, err error) Decision {

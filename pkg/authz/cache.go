@@ -61,6 +61,7 @@ type entry struct {
 	until   time.Time       // negative entry: serves while now is before it
 	ttl     time.Duration   // when the cache library may drop it, measured from insertion
 	weight  uint32
+	slot    Slot // the transport's encoding of headers and remove, filled on the first hit
 }
 
 func newTokenCache(o CacheOptions, now func() time.Time) (*tokenCache, error) {
@@ -176,6 +177,9 @@ const (
 
 func weigh(e *entry) uint32 {
 	n := entryOverhead + 24*len(e.headers) + 16*len(e.remove)
+	if e.id != nil {
+		n += slotBytes(e.headers, e.remove)
+	}
 	if id := e.id; id != nil {
 		for _, s := range [...]string{id.Pool, id.Subject, id.Username, id.ClientID, id.TokenUse, id.Email,
 			id.Scope, id.JTI, id.KID} {
@@ -192,6 +196,20 @@ func weigh(e *entry) uint32 {
 		}
 	}
 	return uint32(min(n, 1<<31))
+}
+
+// slotBytes estimates what a transport keeps in an entry's Slot once the token is used again: extauthz's
+// pre-encoded allow is about the headers' names and values plus a few bytes of framing each, and its own
+// small headers.
+func slotBytes(headers []Header, remove []string) int {
+	n := 96 + 16 // the encoded answer's headers, the boxed value
+	for _, h := range headers {
+		n += len(h.Name) + len(h.Value) + 16
+	}
+	for _, r := range remove {
+		n += len(r) + 2
+	}
+	return roundUp(n)
 }
 
 // roundUp is the allocation size class of a small string, near enough.

@@ -34,6 +34,16 @@ type Config struct {
 	Default  string   `yaml:"default"` // authenticated | allow | deny: what applies when no rule matches
 	// DryRun answers every deny as an allow marked x-auth-dry-run, still logged and counted (see ops.go).
 	DryRun bool `yaml:"dry_run"`
+	// DynamicMetadata chooses what the gRPC answer's dynamic_metadata carries beyond outcome, reason, rule
+	// and dry_run.
+	DynamicMetadata DynamicMetadata `yaml:"dynamic_metadata"`
+}
+
+// DynamicMetadata is the dynamic_metadata section.
+type DynamicMetadata struct {
+	// Identity adds the verified token's sub, client_id, token_use and pool, for Envoy's access log. Off by
+	// default: the upstream gets them as headers, and every Envoy decodes the metadata of every answer.
+	Identity bool `yaml:"identity"`
 }
 
 // Server holds the listen addresses.

@@ -42,20 +42,23 @@ func TestSharedDenyConcurrent(t *testing.T) {
 	req := extauthz.Probe{Method: "GET", Path: "/", Headers: map[string]string{}}.CheckRequest()
 	r1, _ := s.Check(t.Context(), req)
 	r2, _ := s.Check(t.Context(), req)
-	if r1.GetDeniedResponse() != r2.GetDeniedResponse() || r1.GetStatus() != r2.GetStatus() {
-		t.Error("two denies of one reason built their fixed parts twice")
+	if r1.GetStatus() != r2.GetStatus() {
+		t.Error("two denies of one reason encoded their fixed parts twice")
 	}
 }
 
-// BenchmarkCheck is one Check as the gRPC handler runs it, from the decoded CheckRequest to the
-// CheckResponse the codec marshals (marshalling included, as it is work the response's shape decides).
+// BenchmarkCheck is one Check as the gRPC handler runs it, from the decoded CheckRequest to the bytes the
+// server's codec hands the transport (marshalling included, as it is work the response's shape decides).
+// resp-bytes is the size of the answer on the wire.
 func BenchmarkCheck(b *testing.B) {
 	for _, bc := range []struct {
-		name  string
-		cache authz.CacheOptions
-		token func(f *fixture) string
+		name     string
+		cache    authz.CacheOptions
+		identity bool
+		token    func(f *fixture) string
 	}{
 		{name: "cached", cache: cacheOn, token: func(f *fixture) string { return f.iss.MustMint(b, at(f.iss.Access())) }},
+		{name: "cached_identity_metadata", cache: cacheOn, identity: true, token: func(f *fixture) string { return f.iss.MustMint(b, at(f.iss.Access())) }},
 		{name: "uncached", token: func(f *fixture) string { return f.iss.MustMint(b, at(f.iss.Access())) }},
 		{name: "denied_missing", cache: cacheOn},
 		{name: "denied_bad_signature_cached", cache: cacheOn, token: func(f *fixture) string { return tamper(f.iss.MustMint(b, at(f.iss.Access()))) }},
@@ -67,16 +70,74 @@ func BenchmarkCheck(b *testing.B) {
 				h["authorization"] = "Bearer " + bc.token(f)
 			}
 			req := extauthz.Probe{Method: "GET", Host: "api.example.com", Path: "/orders", Headers: h}.CheckRequest()
-			s := extauthz.NewServer(func() extauthz.Checker { return f.a })
+			s := extauthz.NewServer(func() extauthz.Checker { return f.a }, extauthz.WithIdentityMetadata(bc.identity))
+			codec := extauthz.NewCodec()
 			ctx := context.Background()
-			var resp *authv3.CheckResponse
+			size := 0
 			b.ReportAllocs()
 			for b.Loop() {
-				resp, _ = s.Check(ctx, req)
-				if _, err := proto.Marshal(resp); err != nil {
+				resp, _ := s.Check(ctx, req)
+				out, err := codec.Marshal(resp)
+				if err != nil {
 					b.Fatal(err)
 				}
+				size = out.Len()
+				out.Free()
+			}
+			b.ReportMetric(float64(size), "resp-bytes")
+		})
+	}
+}
+
+// BenchmarkEncodeDeny measures what keeping a deny's encoded fixed part in its Slot saves over encoding
+// it per answer (the question of a deny cache in this package: issue 10).
+func BenchmarkEncodeDeny(b *testing.B) {
+	d := authz.Decision{Outcome: authz.Unauthenticated, Reason: authz.ReasonSignatureInvalid, Rule: "default",
+		Headers: []authz.Header{{Name: "content-type", Value: "application/json"},
+			{Name: "www-authenticate", Value: `Bearer error="invalid_token", error_description="the token signature is invalid"`}},
+		Body: `{"error":"signature_invalid","error_description":"the token signature is invalid"}` + "\n"}
+	for _, bc := range []struct {
+		name string
+		slot *authz.Slot
+	}{{"slot", &authz.Slot{}}, {"per_answer", nil}} {
+		b.Run(bc.name, func(b *testing.B) {
+			d := d
+			d.Slot = bc.slot
+			s := extauthz.NewServer(func() extauthz.Checker { return fixedChecker{d} })
+			codec := extauthz.NewCodec()
+			req := &authv3.CheckRequest{}
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, _ := s.Check(context.Background(), req)
+				out, _ := codec.Marshal(resp)
+				out.Free()
 			}
 		})
+	}
+}
+
+// TestAllowBytes reports the size of a cached allow's answer with lean and with identity metadata (the
+// second is what every allow carried before metadata was made lean), and keeps the lean one smaller.
+func TestAllowBytes(t *testing.T) {
+	t.Parallel()
+	f := newFixtureWith(t, nil, cacheOn)
+	req := extauthz.Probe{Method: "GET", Host: "h", Path: "/", Headers: map[string]string{
+		"authorization": "Bearer " + f.iss.MustMint(t, at(f.iss.Access()))}}.CheckRequest()
+	size := map[bool]int{}
+	for _, identity := range []bool{false, true} {
+		s := extauthz.NewServer(func() extauthz.Checker { return f.a }, extauthz.WithIdentityMetadata(identity))
+		resp, _ := s.Check(t.Context(), req)
+		out, err := extauthz.NewCodec().Marshal(resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size[identity] = out.Len()
+		if full := proto.Size(decode(t, resp)); full != out.Len() {
+			t.Errorf("identity %v: %d bytes on the wire, the decoded answer re-encodes to %d", identity, out.Len(), full)
+		}
+	}
+	t.Logf("bytes per allow: %d lean, %d with identity metadata", size[false], size[true])
+	if size[false] >= size[true] {
+		t.Errorf("lean allow %d bytes, not smaller than %d with identity", size[false], size[true])
 	}
 }

@@ -8,6 +8,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 )
 
 // Probe describes a request to ask the service about, as Envoy would describe it.
@@ -52,8 +53,26 @@ type Summary struct {
 	Body       string     // deny body
 }
 
-// Summarize reads a CheckResponse.
+// Decode returns r with every field decoded: a pre-encoded answer of Server.Check (in this process, its
+// fields are bytes but for Status) as the CheckResponse Envoy receives; any other r as it is.
+func Decode(r *authv3.CheckResponse) (*authv3.CheckResponse, error) {
+	b, ok := preEncoded(r)
+	if !ok {
+		return r, nil
+	}
+	out := &authv3.CheckResponse{}
+	if err := proto.Unmarshal(b, out); err != nil {
+		return nil, fmt.Errorf("extauthz: decode a pre-encoded CheckResponse: %w", err)
+	}
+	return out, nil
+}
+
+// Summarize reads a CheckResponse, a pre-encoded one too. One that does not decode reads as its status
+// alone (never an allow unless the status is OK).
 func Summarize(r *authv3.CheckResponse) Summary {
+	if full, err := Decode(r); err == nil {
+		r = full
+	}
 	s := Summary{Code: codes.Code(r.GetStatus().GetCode()), Reason: r.GetStatus().GetMessage()}
 	s.Allowed = s.Code == codes.OK
 	header := func(hs []*corev3.HeaderValueOption) []string {

@@ -31,10 +31,11 @@ func FuzzCheck(f *testing.F) {
 			headers[strings.ToLower(k)] = v
 		}
 		req := extauthz.Probe{Method: method, Path: path, Host: "h", Headers: headers}.CheckRequest()
-		resp, err := srv.Check(t.Context(), req)
+		raw, err := srv.Check(t.Context(), req)
 		if err != nil {
 			t.Fatalf("Check returned a gRPC error: %v", err)
 		}
+		resp := decode(t, raw)
 		s := extauthz.Summarize(resp)
 		if !s.Allowed {
 			if s.HTTPStatus != 401 && s.HTTPStatus != 503 {

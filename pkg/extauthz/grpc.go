@@ -5,9 +5,7 @@ package extauthz
 
 import (
 	"context"
-	"slices"
 	"strings"
-	"sync"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -29,27 +27,26 @@ type Checker interface {
 // Server is the envoy.service.auth.v3.Authorization gRPC service.
 type Server struct {
 	authv3.UnimplementedAuthorizationServer
-	checker func() Checker
-	denied  sync.Map // authz.Reason → *deniedResponse
+	checker  func() Checker
+	identity bool // identity fields in the dynamic metadata
 }
 
-// deniedResponse is the fixed part of one reason's deny, built once: the status and the denied HTTP
-// response (status, headers, body) are the same for every deny of a reason, so every such response shares
-// them. That is safe because a message returned from a gRPC handler is only read, by the codec (its cached
-// sizes are atomic), and nothing on this server's path writes to it: no interceptor or stats handler here
-// touches responses. The envelope and its dynamic metadata (rule, sub, dry run) are built per request. The
-// decision it was built from is kept, so a deny that differs gets parts of its own.
-type deniedResponse struct {
-	outcome authz.Outcome
-	body    string
-	headers []authz.Header
-	status  *rpcstatus.Status
-	http    *authv3.DeniedHttpResponse
-}
+// ServerOption configures a Server.
+type ServerOption func(*Server)
+
+// WithIdentityMetadata adds the identity's sub, client_id, token_use and pool to every answer's dynamic
+// metadata (config dynamic_metadata.identity). Off, the metadata holds outcome, reason, rule and dry_run.
+func WithIdentityMetadata(on bool) ServerOption { return func(s *Server) { s.identity = on } }
 
 // NewServer serves the decisions of the Checker that current returns at the time of each request (so a
 // reloaded config takes effect between requests).
-func NewServer(current func() Checker) *Server { return &Server{checker: current} }
+func NewServer(current func() Checker, opts ...ServerOption) *Server {
+	s := &Server{checker: current}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
 
 // Register adds s to g as the envoy.service.auth.v3.Authorization service; pkg/server takes it as
 // Options.Register, so only this package knows Envoy's types.
@@ -57,34 +54,13 @@ func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g
 
 // Check implements envoy.service.auth.v3.Authorization/Check. It always answers with a CheckResponse: a
 // gRPC error would count as an authorization-service failure in Envoy, which a deny is not.
+//
+// The answer is pre-encoded (see encode): its fields travel as bytes, with only Status set as a field.
+// Read it in this process with Summarize, or Decode.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	r := Request(req)
 	d := s.checker().Check(ctx, &r)
-	if !d.Allowed() {
-		return s.deny(&d), nil
-	}
-	return Response(&d), nil
-}
-
-// deny answers d with the shared fixed part of its reason's deny, building it on first use, and d's own
-// dynamic metadata.
-func (s *Server) deny(d *authz.Decision) *authv3.CheckResponse {
-	var p *deniedResponse
-	if v, ok := s.denied.Load(d.Reason); ok {
-		if c := v.(*deniedResponse); c.outcome == d.Outcome && c.body == d.Body && slices.Equal(c.headers, d.Headers) {
-			p = c
-		}
-	}
-	if p == nil {
-		r := Response(d)
-		p = &deniedResponse{outcome: d.Outcome, body: d.Body, headers: slices.Clone(d.Headers), status: r.Status, http: r.GetDeniedResponse()}
-		s.denied.Store(d.Reason, p)
-	}
-	return &authv3.CheckResponse{
-		Status:          p.status,
-		HttpResponse:    &authv3.CheckResponse_DeniedResponse{DeniedResponse: p.http},
-		DynamicMetadata: Metadata(d),
-	}
+	return s.encode(&d), nil
 }
 
 // Request translates a CheckRequest. Header names arrive lower-cased from Envoy, in the headers map or, with
@@ -103,7 +79,7 @@ func Request(req *authv3.CheckRequest) authz.Request {
 	if hm := http.GetHeaderMap(); hm != nil && len(hm.GetHeaders()) > 0 {
 		r.Headers = rawHeaders(hm.GetHeaders())
 	} else {
-		r.Headers = token.HeaderMap(http.GetHeaders())
+		r.Headers = token.HeaderMap(http.GetHeaders()) // read in place: Envoy lower-cases the names
 	}
 	if r.RequestID == "" {
 		r.RequestID = r.Headers.Get("x-request-id")
@@ -111,32 +87,53 @@ func Request(req *authv3.CheckRequest) authz.Request {
 	return r
 }
 
-// rawHeaders folds header_map entries into one value per name: repeated cookie entries with "; " (HTTP/2
-// sends each cookie as its own "crumb", RFC 9113 section 8.2.3, and a cookie list is "; "-separated, RFC
-// 6265 section 5.4), every other repeated header with "," (RFC 9110 section 5.3). Joining cookies with ","
-// would glue the last cookie of one entry to the first of the next, so its token could not be found.
-func rawHeaders(hs []*corev3.HeaderValue) token.HeaderMap {
-	m := make(token.HeaderMap, len(hs))
+// rawHeaders reads Envoy's header_map (encode_raw_headers) in place, without building a map per request:
+// a Check looks up two or three headers, and a header list is short. Names are matched case-insensitively
+// (Envoy sends them lower-cased; the match does not rely on it) and raw byte values are preferred.
+// Repeated cookie entries are joined with "; " (HTTP/2 sends each cookie as its own "crumb", RFC 9113
+// section 8.2.3, and a cookie list is "; "-separated, RFC 6265 section 5.4), every other repeated header
+// with "," (RFC 9110 section 5.3); an empty entry adds nothing (RFC 9110 section 5.6.1). Joining cookies
+// with "," would glue the last cookie of one entry to the first of the next, so its token could not be
+// found.
+type rawHeaders []*corev3.HeaderValue
+
+// Get returns the value of the header, every occurrence joined (in linear time: a request may repeat a
+// header many times).
+func (hs rawHeaders) Get(name string) string {
+	sep := ","
+	if strings.EqualFold(name, "cookie") {
+		sep = "; "
+	}
+	var first string
+	var b strings.Builder
+	n := 0
 	for _, h := range hs {
-		k := strings.ToLower(h.GetKey())
+		if k := h.GetKey(); k != name && !strings.EqualFold(k, name) {
+			continue
+		}
 		v := h.GetValue()
 		if raw := h.GetRawValue(); len(raw) > 0 {
 			v = string(raw)
 		}
-		if prev := m[k]; prev != "" { // an empty entry adds nothing (RFC 9110 section 5.6.1)
-			sep := ","
-			if k == "cookie" {
-				sep = "; "
-			}
-			if v == "" {
-				v = prev
-			} else {
-				v = prev + sep + v
-			}
+		if v == "" {
+			continue
 		}
-		m[k] = v
+		switch n {
+		case 0:
+			first = v
+		case 1:
+			b.WriteString(first)
+			fallthrough
+		default:
+			b.WriteString(sep)
+			b.WriteString(v)
+		}
+		n++
 	}
-	return m
+	if n > 1 {
+		return b.String()
+	}
+	return first
 }
 
 // grpcCode maps an outcome onto the status of the CheckResponse.
@@ -148,8 +145,11 @@ var grpcCode = map[authz.Outcome]codes.Code{
 	authz.BadRequest:      codes.InvalidArgument,
 }
 
-// Response maps a transport-free decision onto Envoy's CheckResponse.
-func Response(d *authz.Decision) *authv3.CheckResponse {
+// Response maps a transport-free decision onto Envoy's CheckResponse, with the default (lean) metadata.
+// Server.Check answers the same message, encoded from bytes made once.
+func Response(d *authz.Decision) *authv3.CheckResponse { return response(d, false) }
+
+func response(d *authz.Decision, identity bool) *authv3.CheckResponse {
 	if d.Allowed() {
 		return &authv3.CheckResponse{
 			Status: &rpcstatus.Status{Code: int32(codes.OK)},
@@ -159,7 +159,7 @@ func Response(d *authz.Decision) *authv3.CheckResponse {
 
 				ResponseHeadersToAdd: dryRunHeaders(d), // x-auth-dry-run to the client on a dry run
 			}},
-			DynamicMetadata: Metadata(d),
+			DynamicMetadata: Metadata(d, identity),
 		}
 	}
 	return &authv3.CheckResponse{
@@ -169,7 +169,7 @@ func Response(d *authz.Decision) *authv3.CheckResponse {
 			Headers: overwrite(d.Headers), // www-authenticate on 401; never token contents
 			Body:    d.Body,
 		}},
-		DynamicMetadata: Metadata(d),
+		DynamicMetadata: Metadata(d, identity),
 	}
 }
 

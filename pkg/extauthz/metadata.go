@@ -12,31 +12,38 @@ import (
 )
 
 // Metadata is the CheckResponse's dynamic_metadata: Envoy stores it under the filter's namespace
-// (envoy.filters.http.ext_authz) for access logs, e.g. %DYNAMIC_METADATA(envoy.filters.http.ext_authz:sub)%,
-// and for later filters. outcome, reason, rule and dry_run are always there (outcome is dry_run_<outcome>
-// on a dry run, as in the metrics); sub, client_id, token_use and pool when the token verified.
+// (envoy.filters.http.ext_authz) for access logs, e.g. %DYNAMIC_METADATA(envoy.filters.http.ext_authz:reason)%,
+// and for later filters. It is kept lean, as every Envoy decodes it on every request: outcome, reason, rule
+// and dry_run always (outcome is dry_run_<outcome> on a dry run, as in the metrics). With identity (the
+// config's dynamic_metadata.identity) it also has sub, client_id, token_use and pool when the token
+// verified: the upstream already gets them as headers, so only ask for them to log them in Envoy.
 //
 // It never holds the token or a claim set. Values from closed sets (outcomes, reasons, rules, pools,
 // token uses) are built once and shared: protobuf messages may be marshalled concurrently, and nothing
-// writes them after they are interned.
-func Metadata(d *authz.Decision) *structpb.Struct {
-	f := make(map[string]*structpb.Value, 8)
-	f["outcome"] = intern(d.Label())
-	f["reason"] = intern(string(d.Reason))
-	f["rule"] = intern(d.Rule)
-	f["dry_run"] = boolValue[d.DryRun]
-	if id := d.Identity; id != nil {
+// writes them after they are interned. Server.Check encodes the same Struct without building it; this is
+// the reference it is tested against, and what Response carries.
+func Metadata(d *authz.Decision, identity bool) *structpb.Struct {
+	n := 4
+	if identity {
+		n = 8
+	}
+	f := make(map[string]*structpb.Value, n)
+	f[keyOutcome] = intern(d.Label())
+	f[keyReason] = intern(string(d.Reason))
+	f[keyRule] = intern(d.Rule)
+	f[keyDryRun] = boolValue[d.DryRun]
+	if id := d.Identity; id != nil && identity {
 		if id.Subject != "" {
-			f["sub"] = structpb.NewStringValue(id.Subject)
+			f[keySub] = structpb.NewStringValue(id.Subject)
 		}
 		if id.ClientID != "" {
-			f["client_id"] = intern(id.ClientID) // closed: the configured app clients
+			f[keyClientID] = intern(id.ClientID) // closed: the configured app clients
 		}
 		if id.TokenUse != "" {
-			f["token_use"] = intern(id.TokenUse)
+			f[keyTokenUse] = intern(id.TokenUse)
 		}
 		if id.Pool != "" {
-			f["pool"] = intern(id.Pool)
+			f[keyPool] = intern(id.Pool)
 		}
 	}
 	return &structpb.Struct{Fields: f}

@@ -45,7 +45,7 @@ func TestMetadataOmitsUnknownIdentity(t *testing.T) {
 		"outcome": "forbidden", "reason": "group_required", "rule": "admin", "dry_run": false,
 		"sub": "s-1", "pool": "main", "token_use": "access",
 	})
-	if diff := cmp.Diff(want, extauthz.Metadata(&d), protocmp.Transform()); diff != "" {
+	if diff := cmp.Diff(want, extauthz.Metadata(&d, true), protocmp.Transform()); diff != "" {
 		t.Errorf("dynamic metadata mismatch (-want +got):\n%s", diff)
 	}
 }
@@ -55,11 +55,11 @@ func BenchmarkMetadata(b *testing.B) {
 		Identity: &token.Identity{Subject: "0b5f3c1e-7a2d-4c1b-9e0f-aaaaaaaaaaaa", ClientID: "devclient", Pool: "main", TokenUse: "access"}}
 	b.ReportAllocs()
 	for b.Loop() {
-		extauthz.Metadata(&d)
+		extauthz.Metadata(&d, false)
 	}
 }
 
-// TestSharedDenyKeepsPerRequestMetadata: denies of one reason share their fixed response parts, but each
+// TestSharedDenyKeepsPerRequestMetadata: denies of one reason share their encoded fixed part, but each
 // answer carries its own request's metadata (a shared envelope would report the first request's rule).
 func TestSharedDenyKeepsPerRequestMetadata(t *testing.T) {
 	t.Parallel()
@@ -72,12 +72,13 @@ func TestSharedDenyKeepsPerRequestMetadata(t *testing.T) {
 	}
 	f := newFixtureWith(t, p, cacheOn)
 	srv := extauthz.NewServer(func() extauthz.Checker { return f.a })
-	var shared *authv3.DeniedHttpResponse
+	var shared *authv3.CheckResponse
 	for _, path := range []string{"/a", "/b", "/a", "/b"} {
-		resp, err := srv.Check(t.Context(), extauthz.Probe{Method: "GET", Path: path, Host: "h", Headers: map[string]string{}}.CheckRequest())
+		raw, err := srv.Check(t.Context(), extauthz.Probe{Method: "GET", Path: path, Host: "h", Headers: map[string]string{}}.CheckRequest())
 		if err != nil {
 			t.Fatal(err)
 		}
+		resp := decode(t, raw)
 		want := "closed" + strings.Replace(path, "/", "-", 1)
 		if got := resp.GetDynamicMetadata().GetFields()["rule"].GetStringValue(); got != want {
 			t.Errorf("%s: metadata rule = %q, want %q", path, got, want)
@@ -86,9 +87,9 @@ func TestSharedDenyKeepsPerRequestMetadata(t *testing.T) {
 			t.Fatalf("%s: not a rule_denied deny: %v", path, resp)
 		}
 		if shared == nil {
-			shared = resp.GetDeniedResponse()
-		} else if resp.GetDeniedResponse() != shared {
-			t.Errorf("%s: deny parts not shared between denies of one reason", path)
+			shared = raw
+		} else if raw.GetStatus() != shared.GetStatus() {
+			t.Errorf("%s: the fixed part of a rule_denied deny was encoded again", path)
 		}
 	}
 }

@@ -54,6 +54,8 @@ type Options struct {
 	StopTimeout time.Duration
 	// TLS, when set, serves gRPC over TLS (see TLSOptions.ServerConfig; mTLS when it requires client certs).
 	TLS *tls.Config
+	// GRPCOptions are added to the gRPC server's own, e.g. the ext_authz codec (extauthz.CodecOption).
+	GRPCOptions []grpc.ServerOption
 }
 
 // Server is the running listeners.
@@ -155,6 +157,7 @@ func Listen(ctx context.Context, opts Options) (*Server, error) {
 	if opts.TLS != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(opts.TLS)))
 	}
+	gopts = append(gopts, opts.GRPCOptions...)
 	s.grpc = grpc.NewServer(gopts...)
 	opts.Register(s.grpc)
 	healthpb.RegisterHealthServer(s.grpc, healthService{Server: s.health, stopping: s.stopping})

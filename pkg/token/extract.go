@@ -45,6 +45,21 @@ var BearerSource = Source{Header: "authorization", Prefix: "Bearer "}
 // but holds a different scheme (Basic, say) does not count as holding one. maxBytes bounds the token's length
 // before anything else looks at it.
 func Extract(h Headers, sources []Source, maxBytes int) (string, error) {
+	raw, err := Find(h, sources, maxBytes)
+	if err != nil {
+		return "", err
+	}
+	if err := wellFormed(raw); err != nil {
+		return "", err
+	}
+	return raw, nil
+}
+
+// Find is Extract without the check of the compact JWS shape: the credential of the first source that
+// holds one, bounded by maxBytes. It is for a caller that gives every credential it does not already know
+// to Verify, which checks the shape first: authz's cache, whose hits are tokens that verified, byte for
+// byte, so scanning them again on every request would find nothing.
+func Find(h Headers, sources []Source, maxBytes int) (string, error) {
 	for _, src := range sources {
 		raw, found := src.lookup(h)
 		if !found {
@@ -52,9 +67,6 @@ func Extract(h Headers, sources []Source, maxBytes int) (string, error) {
 		}
 		if len(raw) > maxBytes {
 			return "", fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), maxBytes)
-		}
-		if err := wellFormed(raw); err != nil {
-			return "", err
 		}
 		return raw, nil
 	}
