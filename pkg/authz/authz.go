@@ -84,7 +84,8 @@ type Options struct {
 	Headers  IdentityHeaders
 	// ForwardToken false removes the Authorization header before the request reaches the upstream.
 	ForwardToken bool
-	// DryRun answers every deny as an allow, marked (see Observed); per-rule dry runs use Authorizer.DryRun.
+	// DryRun answers every deny as an allow, marked (see Authorizer.DryRun), as a rule's DryRun does for
+	// that rule's denies. Check applies both, after its cancellation guard.
 	DryRun bool
 	// Cache bounds the verified-token cache; the zero value turns it off.
 	Cache CacheOptions
@@ -166,20 +167,28 @@ func denial(o Outcome, r Reason, text string) Decision {
 
 // Check decides one request. It never panics and never blocks longer than ctx allows; every path that is
 // not an allow the matched rule grants is a deny (fail closed).
+//
+// Cross-cutting modes are applied here, once, after the cancellation guard: a request the caller gave up on
+// is denied request_cancelled whatever the mode (its answer is not used, but it must never be an allow, nor
+// be counted as a missing key); then a dry run (global, Options.DryRun, or the matched rule's) answers a
+// deny as a marked allow.
 func (a *Authorizer) Check(ctx context.Context, r *Request) Decision {
 	rule := a.opts.Policy.Match(&policy.Request{Method: r.Method, Host: r.Host, Path: r.Path, ContextExtensions: r.ContextExtensions})
 	d := a.decide(ctx, r, rule)
-	if rule.DryRun && !d.Allowed() && ctx.Err() == nil {
-		return a.DryRun(d) // the rule is being rolled out: answer its denies as marked allows
+	if err := ctx.Err(); err != nil {
+		// Also after decide: a verification cut short by the cancel fails with the key set's error.
+		return a.deny(rule, ReasonRequestCancelled, err)
+	}
+	if !d.Allowed() && (a.opts.DryRun || rule.DryRun) {
+		return a.DryRun(d)
 	}
 	return d
 }
 
 // decide applies the matched rule to the request.
 func (a *Authorizer) decide(ctx context.Context, r *Request, rule *policy.Rule) Decision {
-	if err := ctx.Err(); err != nil {
-		// Envoy gave up on us: whatever we answer is not used, but never allow on a cancelled request.
-		return a.deny(rule, ReasonKeysUnavailable, err)
+	if ctx.Err() != nil {
+		return Decision{} // Check denies it; verifying would be wasted work
 	}
 	switch rule.Action {
 	case policy.Deny:

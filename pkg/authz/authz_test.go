@@ -151,7 +151,7 @@ func TestDenies(t *testing.T) {
 		{name: "too_large", req: bearer(strings.Repeat("a", 9000)), wantReason: authz.ReasonTokenTooLarge, wantStatus: 401},
 		{name: "expired", req: bearer(iss.MustMint(t, expired)), wantReason: authz.ReasonTokenExpired, wantStatus: 401},
 		{name: "cancelled_request_never_allowed", ctx: cancelled, req: bearer(iss.MustMint(t, iss.Access())),
-			wantReason: authz.ReasonKeysUnavailable, wantStatus: 503},
+			wantReason: authz.ReasonRequestCancelled, wantStatus: 503},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -319,7 +319,7 @@ func TestPerRuleDryRun(t *testing.T) {
 		{name: "no_token_is_a_marked_allow", path: "/admin/x", wantAllowed: true, wantDryRun: true,
 			wantReason: authz.ReasonTokenMissing, wantWouldBe: authz.Unauthenticated},
 		{name: "other_rules_still_deny", path: "/closed", token: alice, wantReason: authz.ReasonRuleDenied},
-		{name: "cancelled_request_never_allowed", ctx: cancelled, path: "/admin/x", token: alice, wantReason: authz.ReasonKeysUnavailable},
+		{name: "cancelled_request_never_allowed", ctx: cancelled, path: "/admin/x", token: alice, wantReason: authz.ReasonRequestCancelled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
