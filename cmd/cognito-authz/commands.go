@@ -257,11 +257,24 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 			fmt.Fprintf(stderr, "pool %s: %v\n", cfg.Pools[i].Name, err)
 		}
 	}
-	d := a.authorizer.Check(ctx, &authz.Request{Method: "GET", Path: "/", Headers: token.HeaderMap{"authorization": "Bearer " + *tok}})
+	d := a.authorizer.Check(ctx, &authz.Request{Method: "GET", Path: "/", Headers: presented(cfg.Token.Sources[0], *tok)})
 	if d.Err != nil {
 		fmt.Fprintf(stdout, "cause: %v\n", d.Err)
 	}
 	return printSummary(stdout, extauthz.Summarize(extauthz.Response(&d))), nil
+}
+
+// presented is a request's headers holding tok where src reads it: verify judges the token as the service
+// would see it from a client that sends it in the first configured place.
+func presented(src config.TokenSource, tok string) token.HeaderMap {
+	if src.Cookie != "" {
+		return token.HeaderMap{"cookie": src.Cookie + "=" + tok}
+	}
+	p := src.Prefix
+	if p != "" && !strings.HasSuffix(p, " ") {
+		p += " " // a scheme is followed by a space (RFC 9110 §11.4), whether or not the config wrote it
+	}
+	return token.HeaderMap{src.Header: p + tok}
 }
 
 func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {

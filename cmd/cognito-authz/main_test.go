@@ -763,6 +763,32 @@ func TestVerifyCommand(t *testing.T) {
 	}
 }
 
+// TestVerifyHonoursSources: verify presents the token where the config's first token source reads it, so a
+// config that reads a cookie or the ALB's header verifies the token instead of answering token_missing.
+func TestVerifyHonoursSources(t *testing.T) {
+	clearEnv(t)
+	iss := devissuer.Start(t)
+	tok := iss.MustMint(t, iss.Access())
+	tests := []struct {
+		name    string
+		sources string
+	}{
+		{name: "cookie", sources: "[{cookie: id_token}]"},
+		{name: "alb_header", sources: "[{header: x-amzn-oidc-accesstoken}]"},
+		{name: "custom_scheme", sources: `[{header: x-token, prefix: "Token "}, {header: authorization, prefix: "Bearer "}]`},
+		{name: "scheme_without_space", sources: `[{header: x-token, prefix: "Token"}]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeFile(t, "config.yaml", serviceYAML(iss.URL, iss.JWKSURL())+"token: {sources: "+tt.sources+"}\n")
+			code, stdout, stderr := runCLI(t, "verify", "-config", path, "-token", tok)
+			if code != 0 || !strings.Contains(stdout, "ALLOW") {
+				t.Fatalf("verify with sources %s: exit code %d\nstdout:\n%s\nstderr:\n%s", tt.sources, code, stdout, stderr)
+			}
+		})
+	}
+}
+
 func TestTokenCommand(t *testing.T) {
 	clearEnv(t)
 	iss := devissuer.Start(t)
