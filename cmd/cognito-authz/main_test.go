@@ -11,7 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime"
+	goruntime "runtime"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -31,6 +31,7 @@ import (
 	"github.com/cognito-authz/cognito-authz/pkg/config"
 	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
 	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
+	"github.com/cognito-authz/cognito-authz/pkg/runtime"
 	"github.com/cognito-authz/cognito-authz/pkg/server"
 )
 
@@ -102,7 +103,7 @@ func launch(t *testing.T, cfg *config.Config) *runningService {
 	bound := make(chan *server.Server, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(ctx, cfg, testLogger(t), serveOptions{listening: func(s *server.Server, _ *service) { bound <- s }})
+		done <- serve(ctx, cfg, testLogger(t), serveOptions{listening: func(s *server.Server, _ *runtime.Reloader) { bound <- s }})
 	}()
 	stop := func() error {
 		cancel()
@@ -564,7 +565,7 @@ func TestServeShutdown(t *testing.T) {
 	keys := httptest.NewServer(iss) // our own, so its connections can be closed before counting
 	defer keys.Close()
 	cfg := loadConfig(t, serviceYAML(iss.URL, keys.URL+"/"+iss.PoolID+"/.well-known/jwks.json"))
-	before := runtime.NumGoroutine()
+	before := goruntime.NumGoroutine()
 
 	s := launch(t, cfg)
 	conn, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -593,13 +594,13 @@ func TestServeShutdown(t *testing.T) {
 	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 
 	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+	for goruntime.NumGoroutine() > before && time.Now().Before(deadline) {
 		// The token cache's clean-up goroutine holds only a weak pointer to it and ends once the cache is
 		// collected (so do the caches of replaced configs after a reload).
-		runtime.GC()
+		goruntime.GC()
 		time.Sleep(20 * time.Millisecond) // polling for goroutines to exit, not waiting for time to pass
 	}
-	if n := runtime.NumGoroutine(); n > before {
+	if n := goruntime.NumGoroutine(); n > before {
 		var buf bytes.Buffer
 		pprof.Lookup("goroutine").WriteTo(&buf, 1)
 		t.Errorf("%d goroutines after shutdown, %d before start:\n%s", n, before, buf.String())
@@ -653,7 +654,7 @@ pools:
 		wantStdout []string
 		wantStderr []string
 	}{
-		{name: "valid", args: []string{"config", "check", "-config", valid}, wantCode: 0, wantStdout: []string{valid + ": ok (1 pools, 8 identity headers)"}},
+		{name: "valid", args: []string{"config", "check", "-config", valid}, wantCode: 0, wantStdout: []string{valid + ": ok (1 pools, 0 rules, 8 identity headers)"}},
 		{name: "valid_from_env_path", args: []string{"config", "check"}, env: map[string]string{"COGNITO_AUTHZ_CONFIG": valid}, wantCode: 0, wantStdout: []string{": ok"}},
 		{
 			name: "invalid_lists_every_problem", args: []string{"config", "check", "-config", invalid}, wantCode: 1,

@@ -20,6 +20,7 @@ import (
 	"github.com/cognito-authz/cognito-authz/pkg/config"
 	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
 	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
+	"github.com/cognito-authz/cognito-authz/pkg/runtime"
 	"github.com/cognito-authz/cognito-authz/pkg/server"
 )
 
@@ -119,7 +120,7 @@ func startOps(t *testing.T, cfg *config.Config) *opsService {
 	bound := make(chan *server.Server, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(ctx, cfg, log, serveOptions{listening: func(srv *server.Server, _ *service) { bound <- srv }})
+		done <- serve(ctx, cfg, log, serveOptions{listening: func(srv *server.Server, _ *runtime.Reloader) { bound <- srv }})
 	}()
 	select {
 	case s.srv = <-bound:

@@ -58,8 +58,8 @@ type IdentityHeaders struct {
 	Claims                                                         map[string]string // claim → header
 }
 
-// names lists every configured header name, fixed fields first, then claims in claim order.
-func (h IdentityHeaders) names() []string {
+// Names lists every configured header name, fixed fields first, then claims in claim order.
+func (h IdentityHeaders) Names() []string {
 	all := []string{h.Sub, h.Username, h.Groups, h.Scopes, h.ClientID, h.TokenUse, h.Email, h.Pool}
 	for _, c := range slices.Sorted(maps.Keys(h.Claims)) {
 		all = append(all, h.Claims[c])
@@ -122,7 +122,7 @@ func New(opts Options) (*Authorizer, error) {
 		}
 		opts.Policy = p
 	}
-	a := &Authorizer{opts: opts, names: opts.Headers.names(), denies: map[Reason]Decision{}}
+	a := &Authorizer{opts: opts, names: opts.Headers.Names(), denies: map[Reason]Decision{}}
 	for r, info := range reasonInfo {
 		a.denies[r] = denial(info.outcome, r, info.text)
 	}

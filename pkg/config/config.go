@@ -1,7 +1,9 @@
 // Package config is the service's YAML file: its schema, defaults, environment overrides, strict decoding
-// and one validation pass that reports every problem at once.
+// and one validation pass of its shape that reports every problem at once.
 //
-// Only cmd imports this package: it maps a Config onto the options of the packages it wires together.
+// What the route rules mean is checked where they are compiled, by policy.New: pkg/runtime runs both and
+// names every problem by its key path. Only cmd and runtime import this package: runtime maps a Config
+// onto the options of the packages it builds.
 package config
 
 import (
@@ -32,7 +34,14 @@ type Config struct {
 	Rules    []Rule   `yaml:"rules"`   // first match wins
 	Default  string   `yaml:"default"` // authenticated | allow | deny: what applies when no rule matches
 	// DryRun answers every deny as an allow marked x-auth-dry-run, still logged and counted (see ops.go).
-	DryRun bool `yaml:"dry_run"`
+	DryRun bool   `yaml:"dry_run"`
+	Reload Reload `yaml:"reload"`
+}
+
+// Reload controls how the file is re-read while the service runs (SIGHUP always reloads too).
+type Reload struct {
+	// Interval is how often the file's content hash is compared with the one applied; 0s turns polling off.
+	Interval Duration `yaml:"interval"`
 }
 
 // Server holds the listen addresses.
@@ -281,6 +290,7 @@ func Default() Config {
 			ForwardToken: &forward,
 		},
 		Default: "authenticated",
+		Reload:  Reload{Interval: Duration(time.Second)},
 	}
 }
 
@@ -288,7 +298,20 @@ func Default() Config {
 const maxFileBytes = 4 << 20
 
 // Load reads, decodes and validates the file at path. Environment overrides are not applied: see ApplyEnv.
+// It checks the file's shape only; runtime.Load also checks what the rules mean, as serve does.
 func Load(path string) (*Config, error) {
+	c, err := Read(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Read reads and strictly decodes the file at path over Default, without validating it.
+func Read(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -301,7 +324,7 @@ func Load(path string) (*Config, error) {
 	if len(data) > maxFileBytes {
 		return nil, fmt.Errorf("config: %s is larger than %d bytes", path, maxFileBytes)
 	}
-	c, err := Parse(data)
+	c, err := Decode(data)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
@@ -313,6 +336,18 @@ var ErrInvalid = errors.New("invalid config")
 
 // Parse decodes data strictly (unknown keys are errors) over Default and validates the result.
 func Parse(data []byte) (*Config, error) {
+	c, err := Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Decode decodes data strictly (unknown keys are errors) over Default, without validating the result.
+func Decode(data []byte) (*Config, error) {
 	c := Default()
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -323,9 +358,6 @@ func Parse(data []byte) (*Config, error) {
 	var extra any
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: more than one YAML document", ErrInvalid)
-	}
-	if err := c.Validate(); err != nil {
-		return nil, err
 	}
 	return &c, nil
 }
@@ -339,6 +371,12 @@ var Env = []string{
 // ApplyEnv overrides the per-deployment scalars from the environment (lookup is os.LookupEnv in main) and
 // validates the result again. A variable that is set, even to "", wins over the file.
 func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
+	c.OverrideEnv(lookup)
+	return c.Validate()
+}
+
+// OverrideEnv is ApplyEnv without the validation.
+func (c *Config) OverrideEnv(lookup func(string) (string, bool)) {
 	for name, dst := range map[string]*string{
 		"COGNITO_AUTHZ_GRPC_ADDR":  &c.Server.GRPCAddr,
 		"COGNITO_AUTHZ_HTTP_ADDR":  &c.Server.HTTPAddr,
@@ -350,5 +388,4 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
 			*dst = v
 		}
 	}
-	return c.Validate()
 }

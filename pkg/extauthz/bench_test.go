@@ -38,7 +38,7 @@ func TestSharedDenyConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	// Same reason, same fixed parts (the envelope carries per-request metadata).
-	s := extauthz.NewServer(func() extauthz.Checker { return f.a })
+	s := extauthz.NewServer(f.a)
 	req := extauthz.Probe{Method: "GET", Path: "/", Headers: map[string]string{}}.CheckRequest()
 	r1, _ := s.Check(t.Context(), req)
 	r2, _ := s.Check(t.Context(), req)
@@ -67,7 +67,7 @@ func BenchmarkCheck(b *testing.B) {
 				h["authorization"] = "Bearer " + bc.token(f)
 			}
 			req := extauthz.Probe{Method: "GET", Host: "api.example.com", Path: "/orders", Headers: h}.CheckRequest()
-			s := extauthz.NewServer(func() extauthz.Checker { return f.a })
+			s := extauthz.NewServer(f.a)
 			ctx := context.Background()
 			var resp *authv3.CheckResponse
 			b.ReportAllocs()

@@ -13,7 +13,7 @@ import (
 func FuzzCheck(f *testing.F) {
 	fx := newFixture(f)
 	valid := fx.iss.MustMint(f, at(fx.iss.Access()))
-	srv := extauthz.NewServer(func() extauthz.Checker { return fx.a })
+	srv := extauthz.NewServer(fx.a)
 	f.Add("Bearer "+valid, "", "GET", "/")
 	f.Add("bearer  "+valid+" ", "x-auth-sub=evil", "POST", "/a?b=c")
 	f.Add("Bearer "+valid+","+"Bearer "+valid, "", "GET", "/")

@@ -28,7 +28,7 @@ type Checker interface {
 // Server is the envoy.service.auth.v3.Authorization gRPC service.
 type Server struct {
 	authv3.UnimplementedAuthorizationServer
-	checker func() Checker
+	checker Checker
 	denied  sync.Map // authz.Reason → *deniedResponse
 }
 
@@ -46,15 +46,15 @@ type deniedResponse struct {
 	http    *authv3.DeniedHttpResponse
 }
 
-// NewServer serves the decisions of the Checker that current returns at the time of each request (so a
-// reloaded config takes effect between requests).
-func NewServer(current func() Checker) *Server { return &Server{checker: current} }
+// NewServer serves c's decisions. A reloadable service passes a Checker that asks the current generation
+// (authz.Observed): that is the one indirection a reload goes through.
+func NewServer(c Checker) *Server { return &Server{checker: c} }
 
 // Check implements envoy.service.auth.v3.Authorization/Check. It always answers with a CheckResponse: a
 // gRPC error would count as an authorization-service failure in Envoy, which a deny is not.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	r := Request(req)
-	d := s.checker().Check(ctx, &r)
+	d := s.checker.Check(ctx, &r)
 	if !d.Allowed() {
 		return s.deny(&d), nil
 	}

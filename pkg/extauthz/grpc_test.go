@@ -86,7 +86,7 @@ func (f *fixture) serve(t *testing.T) *grpc.ClientConn {
 		t.Fatal(err)
 	}
 	s := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(s, extauthz.NewServer(func() extauthz.Checker { return f.a }))
+	authv3.RegisterAuthorizationServer(s, extauthz.NewServer(f.a))
 	go s.Serve(ln)
 	t.Cleanup(s.Stop)
 	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -235,7 +235,7 @@ func TestRawHeaderMapAllows(t *testing.T) {
 			Headers: []*corev3.HeaderValue{{Key: "authorization", RawValue: []byte("Bearer " + tok)}},
 		}},
 	}}}
-	resp, err := extauthz.NewServer(func() extauthz.Checker { return f.a }).Check(t.Context(), req)
+	resp, err := extauthz.NewServer(f.a).Check(t.Context(), req)
 	if err != nil {
 		t.Fatal(err)
 	}

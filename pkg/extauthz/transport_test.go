@@ -113,7 +113,7 @@ func expiredAt(c jwt.MapClaims) jwt.MapClaims {
 func TestTransportsAgree(t *testing.T) {
 	f := policyFixture(t)
 	conn := f.serve(t)
-	hs := httptest.NewServer(extauthz.NewHTTPHandler(func() extauthz.Checker { return f.a }, extauthz.HTTPOptions{}))
+	hs := httptest.NewServer(extauthz.NewHTTPHandler(f.a, extauthz.HTTPOptions{}))
 	t.Cleanup(hs.Close)
 	for _, tt := range transportCases(t, f) {
 		method, host := tt.method, tt.host
