@@ -764,6 +764,20 @@ func TestVerifyCommand(t *testing.T) {
 	}
 }
 
+// TestServeDevConfigWithoutPools: with -dev the dev pool is added to the file's pools before the file is
+// validated, so a file without pools is valid there, as the README says. The context is cancelled up
+// front: serve loads, builds, binds and stops at once.
+func TestServeDevConfigWithoutPools(t *testing.T) {
+	clearEnv(t)
+	path := writeFile(t, "config.yaml", "server: {grpc_addr: \"127.0.0.1:0\", admin_addr: \"127.0.0.1:0\", drain_period: 0s}\nlog: {level: error}\n")
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	var out, errb bytes.Buffer
+	if code := run(ctx, []string{"serve", "-dev", "-dev-issuer-addr", "127.0.0.1:0", "-config", path}, &out, &errb); code != exitOK {
+		t.Fatalf("serve -dev -config (no pools) exit code = %d, want 0\nstderr:\n%s", code, errb.String())
+	}
+}
+
 // TestVerifyHonoursSources: verify presents the token where the config's first token source reads it, so a
 // config that reads a cookie or the ALB's header verifies the token instead of answering token_missing.
 func TestVerifyHonoursSources(t *testing.T) {
