@@ -6,7 +6,7 @@ SHELL := /bin/bash
 GO       ?= go
 BIN      := bin/cognito-authz
 # Every fuzz target, as package:Target. `make test` runs each briefly; `make fuzz` runs each for FUZZTIME.
-FUZZ_TARGETS := ./pkg/token:FuzzExtract ./pkg/token:FuzzVerify ./pkg/extauthz:FuzzCheck ./pkg/config:FuzzParse ./pkg/policy:FuzzMatch
+FUZZ_TARGETS := ./pkg/token:FuzzExtract ./pkg/token:FuzzVerify ./pkg/token:FuzzWithoutCookies ./pkg/extauthz:FuzzCheck ./pkg/config:FuzzParse ./pkg/policy:FuzzMatch
 FUZZTIME ?= 60s
 # Flags of the load benchmark in `make bench`, e.g. LOADFLAGS="-rounds 5 -duration 10s".
 LOADFLAGS ?=

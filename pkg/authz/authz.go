@@ -82,7 +82,8 @@ type Options struct {
 	Sources  []token.Source // default: Authorization: Bearer
 	MaxBytes int            // token length bound, default 8 KiB
 	Headers  IdentityHeaders
-	// ForwardToken false removes the Authorization header before the request reaches the upstream.
+	// ForwardToken false keeps the token from the upstream wherever it was read: Authorization and every
+	// header source are removed, and the Cookie header is rewritten without the cookie sources' cookies.
 	ForwardToken bool
 	// DryRun answers every deny as an allow, marked (see Authorizer.DryRun), as a rule's DryRun does for
 	// that rule's denies. Check applies both, after its cancellation guard.
@@ -97,7 +98,9 @@ type Authorizer struct {
 	names     []string                 // every identity header
 	denies    map[Reason]Decision      // prebuilt: bodies and headers are fixed per reason
 	forbidden [len(forbidden)]Decision // prebuilt, by policy.Unmet
-	anonymous []string                 // what an anonymous allow removes: every identity header (and authorization)
+	anonymous []string                 // what an anonymous allow removes: every identity header (and the token's headers)
+	stripped  []string                 // forward_token false: the headers a token is read from (authorization first)
+	cookies   []string                 // forward_token false: the cookies a token is read from
 	cache     *tokenCache              // nil: off
 }
 
@@ -136,10 +139,18 @@ func New(opts Options) (*Authorizer, error) {
 		}
 		a.forbidden[u] = denial(Forbidden, f.reason, text)
 	}
-	a.anonymous = slices.Clone(a.names)
 	if !opts.ForwardToken {
-		a.anonymous = append(a.anonymous, "authorization")
+		a.stripped = []string{token.AuthorizationHeader}
+		for _, s := range opts.Sources {
+			switch {
+			case s.Cookie != "" && !slices.Contains(a.cookies, s.Cookie):
+				a.cookies = append(a.cookies, s.Cookie)
+			case s.Header != "" && !slices.Contains(a.stripped, s.Header):
+				a.stripped = append(a.stripped, s.Header)
+			}
+		}
 	}
+	a.anonymous = slices.Concat(a.names, a.stripped)
 	a.anonymous = slices.Clip(a.anonymous) // a caller appending to Remove must not write into the shared array
 	// The cache reads the verifier's clock: an entry stops serving at the instant the token stops verifying.
 	c, err := newTokenCache(opts.Cache, opts.Verifier.Now)
@@ -180,9 +191,30 @@ func (a *Authorizer) Check(ctx context.Context, r *Request) Decision {
 		return a.deny(rule, ReasonRequestCancelled, err)
 	}
 	if !d.Allowed() && (a.opts.DryRun || rule.DryRun) {
-		return a.DryRun(d)
+		d = a.DryRun(d)
+	}
+	if d.Allowed() && len(a.cookies) > 0 {
+		a.stripCookies(r, &d)
 	}
 	return d
+}
+
+// stripCookies keeps the token cookies of an allowed request from the upstream (forward_token false): the
+// Cookie header is set without them, or removed when nothing else is left. Only a request that carries one
+// pays for it.
+func (a *Authorizer) stripCookies(r *Request, d *Decision) {
+	line := r.Headers.Get("cookie")
+	if line == "" {
+		return
+	}
+	rest, dropped := token.WithoutCookies(line, a.cookies)
+	switch {
+	case !dropped:
+	case rest == "":
+		d.Remove = append(slices.Clip(d.Remove), "cookie") // Remove may be shared: Clip makes append copy
+	default:
+		d.Headers = append(slices.Clip(d.Headers), Header{"cookie", rest})
+	}
 }
 
 // decide applies the matched rule to the request.
@@ -305,9 +337,7 @@ func (a *Authorizer) identityHeaders(id *token.Identity) (set []Header, remove [
 	for _, c := range slices.Sorted(maps.Keys(h.Claims)) {
 		add(h.Claims[c], strings.Join(id.Claims[c], ","))
 	}
-	if !a.opts.ForwardToken {
-		remove = append(remove, "authorization")
-	}
+	remove = append(remove, a.stripped...)
 	// Both may be shared by many Decisions (the cache): clip them so an append can never write into them.
 	return slices.Clip(set), slices.Clip(remove)
 }
