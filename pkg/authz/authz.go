@@ -58,15 +58,48 @@ type IdentityHeaders struct {
 	Claims                                                         map[string]string // claim → header
 }
 
+// IdentityField is one fact of a verified token that goes upstream as a header. IdentityFields is the one
+// ordered list of them: config decoding and validation, header building, the cache's weight estimate and
+// anonymous removal all iterate it, so adding a header is one line there (and its field above).
+type IdentityField struct {
+	Key     string                         // its key under identity: in the config file
+	Default string                         // its default header name
+	Name    func(*IdentityHeaders) *string // where its header name is kept
+	value   func(*token.Identity) string   // its header value
+	list    bool                           // value joins a list (weighed per item by the cache)
+}
+
+// IdentityFields lists the identity headers in the order they are set and removed.
+var IdentityFields = []IdentityField{
+	{Key: "sub", Default: "x-auth-sub", Name: func(h *IdentityHeaders) *string { return &h.Sub }, value: func(id *token.Identity) string { return id.Subject }},
+	{Key: "username", Default: "x-auth-username", Name: func(h *IdentityHeaders) *string { return &h.Username }, value: func(id *token.Identity) string { return id.Username }},
+	{Key: "groups", Default: "x-auth-groups", Name: func(h *IdentityHeaders) *string { return &h.Groups }, value: func(id *token.Identity) string { return joinGroups(id.Groups) }, list: true},
+	{Key: "scopes", Default: "x-auth-scopes", Name: func(h *IdentityHeaders) *string { return &h.Scopes }, value: func(id *token.Identity) string { return id.Scope }},
+	{Key: "client_id", Default: "x-auth-client-id", Name: func(h *IdentityHeaders) *string { return &h.ClientID }, value: func(id *token.Identity) string { return id.ClientID }},
+	{Key: "token_use", Default: "x-auth-token-use", Name: func(h *IdentityHeaders) *string { return &h.TokenUse }, value: func(id *token.Identity) string { return id.TokenUse }},
+	{Key: "email", Default: "x-auth-email", Name: func(h *IdentityHeaders) *string { return &h.Email }, value: func(id *token.Identity) string { return id.Email }},
+	{Key: "pool", Default: "x-auth-pool", Name: func(h *IdentityHeaders) *string { return &h.Pool }, value: func(id *token.Identity) string { return id.Pool }},
+}
+
+// DefaultIdentityHeaders names every identity header by its default name, and no claims.
+func DefaultIdentityHeaders() IdentityHeaders {
+	var h IdentityHeaders
+	for _, f := range IdentityFields {
+		*f.Name(&h) = f.Default
+	}
+	return h
+}
+
 // Names lists every configured header name, fixed fields first, then claims in claim order.
 func (h IdentityHeaders) Names() []string {
-	all := []string{h.Sub, h.Username, h.Groups, h.Scopes, h.ClientID, h.TokenUse, h.Email, h.Pool}
-	for _, c := range slices.Sorted(maps.Keys(h.Claims)) {
-		all = append(all, h.Claims[c])
+	var out []string
+	for _, f := range IdentityFields {
+		if n := *f.Name(&h); n != "" {
+			out = append(out, n)
+		}
 	}
-	out := all[:0]
-	for _, n := range all {
-		if n != "" {
+	for _, c := range slices.Sorted(maps.Keys(h.Claims)) {
+		if n := h.Claims[c]; n != "" {
 			out = append(out, n)
 		}
 	}
@@ -326,14 +359,9 @@ func (a *Authorizer) identityHeaders(id *token.Identity) (set []Header, remove [
 		}
 		set = append(set, Header{name, value})
 	}
-	add(h.Sub, id.Subject)
-	add(h.Username, id.Username)
-	add(h.Groups, joinGroups(id.Groups))
-	add(h.Scopes, id.Scope)
-	add(h.ClientID, id.ClientID)
-	add(h.TokenUse, id.TokenUse)
-	add(h.Email, id.Email)
-	add(h.Pool, id.Pool)
+	for _, f := range IdentityFields {
+		add(*f.Name(&h), f.value(id))
+	}
 	for _, c := range slices.Sorted(maps.Keys(h.Claims)) {
 		add(h.Claims[c], strings.Join(id.Claims[c], ","))
 	}

@@ -20,6 +20,9 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cognito-authz/cognito-authz/pkg/authz"
+	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
 
 // Config is the whole file.
@@ -209,34 +212,51 @@ type Pool struct {
 	JWKSURL    string   `yaml:"jwks_url"`  // override
 }
 
-// Identity maps identity facts onto the request headers the upstream receives.
+// Identity maps identity facts onto the request headers the upstream receives. Its keys are those of
+// authz.IdentityFields (sub, username, groups, ...), plus claims and forward_token.
 type Identity struct {
-	Sub          string            `yaml:"sub"`
-	Username     string            `yaml:"username"`
-	Groups       string            `yaml:"groups"`
-	Scopes       string            `yaml:"scopes"`
-	ClientID     string            `yaml:"client_id"`
-	TokenUse     string            `yaml:"token_use"`
-	Email        string            `yaml:"email"`
-	Pool         string            `yaml:"pool"`
-	Claims       map[string]string `yaml:"claims"` // claim name → header name, e.g. custom:tenant → x-auth-tenant
-	ForwardToken *bool             `yaml:"forward_token"`
+	authz.IdentityHeaders // claims: claim name → header name, e.g. custom:tenant → x-auth-tenant
+	ForwardToken          *bool
+}
+
+// UnmarshalYAML decodes identity: strictly, by the keys of authz.IdentityFields, over what is already set
+// (the defaults).
+func (id *Identity) UnmarshalYAML(n *yaml.Node) error {
+	var raw map[string]yaml.Node
+	if err := n.Decode(&raw); err != nil {
+		return err
+	}
+	for _, k := range slices.Sorted(maps.Keys(raw)) {
+		v := raw[k]
+		var err error
+		switch i := slices.IndexFunc(authz.IdentityFields, func(f authz.IdentityField) bool { return f.Key == k }); {
+		case i >= 0:
+			err = v.Decode(authz.IdentityFields[i].Name(&id.IdentityHeaders))
+		case k == "claims":
+			err = v.Decode(&id.Claims)
+		case k == "forward_token":
+			err = v.Decode(&id.ForwardToken)
+		default:
+			err = fmt.Errorf("line %d: field %s not found in identity", v.Line, k)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MarshalYAML writes identity: as UnmarshalYAML reads it.
+func (id Identity) MarshalYAML() (any, error) {
+	m := map[string]any{"claims": id.Claims, "forward_token": id.ForwardToken}
+	for _, f := range authz.IdentityFields {
+		m[f.Key] = *f.Name(&id.IdentityHeaders)
+	}
+	return m, nil
 }
 
 // Headers lists every configured identity header name, fixed fields first, then claims in name order.
-func (id Identity) Headers() []string {
-	hs := []string{id.Sub, id.Username, id.Groups, id.Scopes, id.ClientID, id.TokenUse, id.Email, id.Pool}
-	for _, c := range slices.Sorted(maps.Keys(id.Claims)) {
-		hs = append(hs, id.Claims[c])
-	}
-	out := hs[:0]
-	for _, h := range hs {
-		if h != "" {
-			out = append(out, h)
-		}
-	}
-	return out
-}
+func (id Identity) Headers() []string { return id.IdentityHeaders.Names() }
 
 // Duration is a time.Duration written as "30s" or "1h" in YAML.
 type Duration time.Duration
@@ -268,7 +288,7 @@ func Default() Config {
 		Server: Server{GRPCAddr: ":9001", AdminAddr: ":9090", DrainPeriod: Duration(5 * time.Second), ShutdownTimeout: Duration(15 * time.Second)},
 		Log:    Log{Level: "info", Format: "json"},
 		Token: Token{MaxBytes: 8 << 10, Leeway: Duration(30 * time.Second),
-			Sources: []TokenSource{{Header: "authorization", Prefix: "Bearer "}}},
+			Sources: []TokenSource{{Header: token.AuthorizationHeader, Prefix: "Bearer "}}},
 		JWKS: JWKS{
 			RefreshInterval:  Duration(time.Hour),
 			UnknownKIDWindow: Duration(time.Minute),
@@ -277,20 +297,10 @@ func Default() Config {
 		// 100 000 tokens, or 12 MiB of entries (about 11 000 Cognito access tokens at ~1.1 KiB each) if that
 		// comes first: with the garbage of verifying at full load, the whole process stays within 64 MiB of
 		// RSS however many distinct tokens arrive (measured by cmd/authz-load; 16 MiB peaked at 64.5).
-		Cache: Cache{MaxEntries: 100_000, MaxBytes: 12 << 20, NegativeTTL: Duration(10 * time.Second)},
-		Identity: Identity{
-			Sub:          "x-auth-sub",
-			Username:     "x-auth-username",
-			Groups:       "x-auth-groups",
-			Scopes:       "x-auth-scopes",
-			ClientID:     "x-auth-client-id",
-			TokenUse:     "x-auth-token-use",
-			Email:        "x-auth-email",
-			Pool:         "x-auth-pool",
-			ForwardToken: &forward,
-		},
-		Default: "authenticated",
-		Reload:  Reload{Interval: Duration(time.Second)},
+		Cache:    Cache{MaxEntries: 100_000, MaxBytes: 12 << 20, NegativeTTL: Duration(10 * time.Second)},
+		Identity: Identity{IdentityHeaders: authz.DefaultIdentityHeaders(), ForwardToken: &forward},
+		Default:  "authenticated",
+		Reload:   Reload{Interval: Duration(time.Second)},
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cognito-authz/cognito-authz/pkg/authz"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -63,12 +65,11 @@ func TestParseFullFile(t *testing.T) {
 				Issuer: "http://127.0.0.1:9229/local_abc123", JWKSURL: "http://127.0.0.1:9229/local_abc123/.well-known/jwks.json",
 			},
 		},
-		Identity: Identity{
+		Identity: Identity{IdentityHeaders: authz.IdentityHeaders{
 			Sub: "x-user-sub", Username: "x-user-name", Groups: "x-user-groups", Scopes: "x-user-scopes",
 			ClientID: "x-user-client", TokenUse: "x-user-token-use", Email: "", Pool: "x-user-pool",
-			Claims:       map[string]string{"custom:tenant": "x-user-tenant", "email": "x-user-email"},
-			ForwardToken: ptr(false),
-		},
+			Claims: map[string]string{"custom:tenant": "x-user-tenant", "email": "x-user-email"},
+		}, ForwardToken: ptr(false)},
 		Rules: []Rule{
 			{Name: "health", Match: Match{PathPrefix: "/healthz"}, Action: "allow"},
 			{Name: "preflight", Match: Match{Method: "OPTIONS"}, Action: "allow"},
@@ -164,11 +165,10 @@ func TestDefaultValues(t *testing.T) {
 			Sources: []TokenSource{{Header: "authorization", Prefix: "Bearer "}}},
 		JWKS:  JWKS{RefreshInterval: Duration(time.Hour), UnknownKIDWindow: Duration(time.Minute), FetchTimeout: Duration(5 * time.Second)},
 		Cache: Cache{MaxEntries: 100_000, MaxBytes: 12 << 20, NegativeTTL: Duration(10 * time.Second)},
-		Identity: Identity{
+		Identity: Identity{IdentityHeaders: authz.IdentityHeaders{
 			Sub: "x-auth-sub", Username: "x-auth-username", Groups: "x-auth-groups", Scopes: "x-auth-scopes",
 			ClientID: "x-auth-client-id", TokenUse: "x-auth-token-use", Email: "x-auth-email", Pool: "x-auth-pool",
-			ForwardToken: ptr(true),
-		},
+		}, ForwardToken: ptr(true)},
 		Default: "authenticated",
 		Reload:  Reload{Interval: Duration(time.Second)},
 	}
@@ -193,6 +193,9 @@ func TestParseRejects(t *testing.T) {
 		{name: "unknown_server_key", data: minimal + "server: {grpc_adr: \":1\"}\n", want: []string{"grpc_adr"}},
 		{name: "unknown_pool_key", data: minimal + "    clientids: [x]\n", want: []string{"clientids"}},
 		{name: "unknown_identity_key", data: minimal + "identity: {subject: x-sub}\n", want: []string{"subject"}},
+		{name: "duplicate_identity_key", data: minimal + "identity: {sub: x-a, sub: x-b}\n", want: []string{"sub"}},
+		{name: "identity_header_not_a_string", data: minimal + "identity: {sub: [x]}\n", want: []string{"line"}},
+		{name: "identity_not_a_mapping", data: minimal + "identity: x-sub\n", want: []string{"line"}},
 		{name: "second_document", data: minimal + "---\nlog: {level: debug}\n", want: []string{"more than one YAML document"}},
 		{name: "duplicate_key", data: minimal + "log: {level: debug}\nlog: {level: info}\n", want: []string{"log"}},
 		{name: "duration_without_unit", data: minimal + "token: {leeway: 30}\n", want: []string{"line", "missing unit"}},
@@ -672,12 +675,12 @@ func TestIdentityHeaders(t *testing.T) {
 		},
 		{
 			name: "empties_dropped_claims_in_claim_order",
-			id: Identity{Sub: "x-sub", Email: "x-email", Claims: map[string]string{
+			id: Identity{IdentityHeaders: authz.IdentityHeaders{Sub: "x-sub", Email: "x-email", Claims: map[string]string{
 				"custom:zone": "x-a-zone", "custom:tenant": "x-z-tenant", "custom:dept": "x-dept",
-			}},
+			}}},
 			want: []string{"x-sub", "x-email", "x-dept", "x-z-tenant", "x-a-zone"},
 		},
-		{name: "none", id: Identity{}, want: []string{}},
+		{name: "none", id: Identity{}, want: nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,7 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cognito-authz/cognito-authz/pkg/authz"
 	"github.com/cognito-authz/cognito-authz/pkg/policy"
+	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
 
 var (
@@ -31,7 +33,7 @@ const maxSources = 8
 
 // reservedHeaders may never be identity headers: writing them would let a claim steer routing or framing.
 var reservedHeaders = []string{
-	"authorization", "cookie", "host", "content-length", "content-type", "transfer-encoding", "connection",
+	token.AuthorizationHeader, "cookie", "host", "content-length", "content-type", "transfer-encoding", "connection",
 	"te", "upgrade", "x-request-id", "x-forwarded-for", "x-forwarded-proto", "x-envoy-original-path",
 }
 
@@ -176,11 +178,8 @@ func (c *Config) Validate() error {
 		seen[h] = key
 	}
 	id := c.Identity
-	for _, f := range []struct{ key, h string }{
-		{"sub", id.Sub}, {"username", id.Username}, {"groups", id.Groups}, {"scopes", id.Scopes},
-		{"client_id", id.ClientID}, {"token_use", id.TokenUse}, {"email", id.Email}, {"pool", id.Pool},
-	} {
-		check(f.key, f.h)
+	for _, f := range authz.IdentityFields {
+		check(f.Key, *f.Name(&id.IdentityHeaders))
 	}
 	if id.Sub == "" {
 		bad("identity.sub is required: upstreams need to know who is calling")

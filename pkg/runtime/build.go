@@ -98,7 +98,7 @@ func Build(cfg *config.Config, o Options) (*Generation, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Generation{Config: cfg, Policy: pol, Headers: identityHeaders(cfg.Identity)}
+	g := &Generation{Config: cfg, Policy: pol, Headers: cfg.Identity.IdentityHeaders}
 	pools := make([]token.Pool, 0, len(cfg.Pools))
 	for _, p := range cfg.Pools {
 		jo := jwks.Options{
@@ -152,14 +152,6 @@ func Build(cfg *config.Config, o Options) (*Generation, error) {
 		return nil, err
 	}
 	return g, nil
-}
-
-// identityHeaders maps identity: onto the authorizer's header names.
-func identityHeaders(id config.Identity) authz.IdentityHeaders {
-	return authz.IdentityHeaders{
-		Sub: id.Sub, Username: id.Username, Groups: id.Groups, Scopes: id.Scopes, ClientID: id.ClientID,
-		TokenUse: id.TokenUse, Email: id.Email, Pool: id.Pool, Claims: id.Claims,
-	}
 }
 
 // compilePolicy maps the config's rules onto policy rules and compiles them. Its problems are policy.New's,
