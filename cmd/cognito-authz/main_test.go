@@ -33,6 +33,7 @@ import (
 	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
 	"github.com/cognito-authz/cognito-authz/pkg/runtime"
 	"github.com/cognito-authz/cognito-authz/pkg/server"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 )
 
 // runCLI runs the command line in-process and returns its exit code, stdout and stderr.
@@ -272,7 +273,7 @@ func hasHeader(set []string, prefix string) bool {
 // real JWKS, asked by a real gRPC client.
 func TestServeEndToEnd(t *testing.T) {
 	t.Parallel()
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	iss.FailWith(http.StatusInternalServerError) // hold readiness back until NOT_SERVING has been seen
 	cfg := loadConfig(t, serviceYAML(iss.URL, iss.JWKSURL()))
 	grpcAddr, adminAddr := startService(t, cfg)
@@ -306,14 +307,6 @@ func TestServeEndToEnd(t *testing.T) {
 	now := time.Now()
 	access := iss.Access()
 	valid := mint(t, key, nil, access)
-	tamper := func(tok string) string {
-		i := strings.LastIndexByte(tok, '.') + 10 // inside the signature, where every bit counts
-		c := byte('A')
-		if tok[i] == 'A' {
-			c = 'B'
-		}
-		return tok[:i] + string(c) + tok[i+1:]
-	}
 	none := func() string {
 		s, err := jwt.NewWithClaims(jwt.SigningMethodNone, access).SignedString(jwt.UnsafeAllowNoneSignatureType)
 		if err != nil {
@@ -330,10 +323,7 @@ func TestServeEndToEnd(t *testing.T) {
 		}
 		return s
 	}()
-	otherKey, err := devissuer.NewKey(key.ID) // same kid, different key: a forged signature
-	if err != nil {
-		t.Fatal(err)
-	}
+	otherKey := testkit.Key(t, 1, key.ID) // same kid, different key: a forged signature
 
 	t.Run("allow", func(t *testing.T) {
 		t.Parallel()
@@ -456,7 +446,7 @@ func TestServeEndToEnd(t *testing.T) {
 		{name: "crit_header", token: mint(t, key, map[string]any{"crit": []string{"exp"}}, access), wantStatus: 401, wantReason: "header_not_allowed"},
 		{name: "issuer_unknown", token: mint(t, key, nil, with(access, map[string]any{"iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Evil"})), wantStatus: 401, wantReason: "issuer_unknown"},
 		{name: "kid_unknown", token: mint(t, key, map[string]any{"kid": "not-in-the-jwks"}, access), wantStatus: 401, wantReason: "key_unknown"},
-		{name: "signature_tampered", token: tamper(valid), wantStatus: 401, wantReason: "signature_invalid"},
+		{name: "signature_tampered", token: testkit.Tamper(valid), wantStatus: 401, wantReason: "signature_invalid"},
 		{name: "signature_other_key", token: mint(t, otherKey, nil, access), wantStatus: 401, wantReason: "signature_invalid"},
 		{name: "expired", token: mint(t, key, nil, with(access, map[string]any{"iat": now.Add(-2 * time.Hour).Unix(), "exp": now.Add(-time.Hour).Unix()})), wantStatus: 401, wantReason: "token_expired"},
 		{name: "nbf_future", token: mint(t, key, nil, with(access, map[string]any{"nbf": now.Add(time.Hour).Unix()})), wantStatus: 401, wantReason: "token_not_yet_valid"},
@@ -508,7 +498,7 @@ func TestServeEndToEnd(t *testing.T) {
 // TestServeKeysNeverLoad: a pool whose JWKS answers 500 keeps the service not ready, and its tokens get 503.
 func TestServeKeysNeverLoad(t *testing.T) {
 	t.Parallel()
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	var fetches atomic.Int64
 	fetched := make(chan struct{}, 64)
 	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -561,7 +551,7 @@ func TestServeKeysNeverLoad(t *testing.T) {
 // TestServeShutdown: cancelling the context stops serve promptly, with nil, and leaves no goroutine behind.
 // Not parallel: it counts the process's goroutines.
 func TestServeShutdown(t *testing.T) {
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	keys := httptest.NewServer(iss) // our own, so its connections can be closed before counting
 	defer keys.Close()
 	cfg := loadConfig(t, serviceYAML(iss.URL, keys.URL+"/"+iss.PoolID+"/.well-known/jwks.json"))
@@ -611,7 +601,7 @@ func TestServeShutdown(t *testing.T) {
 // NOT_SERVING when the service stops, and does not hold the stop for the whole StopTimeout.
 func TestServeShutdownWithHealthWatch(t *testing.T) {
 	t.Parallel()
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	s := launch(t, loadConfig(t, serviceYAML(iss.URL, iss.JWKSURL())))
 	conn := dial(t, s.grpcAddr)
 	statuses := watchHealth(t, t.Context(), conn)
@@ -732,7 +722,7 @@ func TestRunCommands(t *testing.T) {
 
 func TestVerifyCommand(t *testing.T) {
 	clearEnv(t)
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	path := writeFile(t, "config.yaml", serviceYAML(iss.URL, iss.JWKSURL()))
 	now := time.Now()
 	expired := iss.MustMint(t, with(iss.Access(), map[string]any{"iat": now.Add(-2 * time.Hour).Unix(), "exp": now.Add(-time.Hour).Unix()}))
@@ -782,7 +772,7 @@ func TestServeDevConfigWithoutPools(t *testing.T) {
 // config that reads a cookie or the ALB's header verifies the token instead of answering token_missing.
 func TestVerifyHonoursSources(t *testing.T) {
 	clearEnv(t)
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	tok := iss.MustMint(t, iss.Access())
 	tests := []struct {
 		name    string
@@ -806,7 +796,7 @@ func TestVerifyHonoursSources(t *testing.T) {
 
 func TestTokenCommand(t *testing.T) {
 	clearEnv(t)
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	base := strings.TrimSuffix(iss.URL, "/"+iss.PoolID) // the mint endpoint is at the server root
 	path := writeFile(t, "config.yaml", serviceYAML(iss.URL, iss.JWKSURL()))
 

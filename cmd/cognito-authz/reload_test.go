@@ -22,6 +22,7 @@ import (
 	"github.com/cognito-authz/cognito-authz/pkg/jwks"
 	"github.com/cognito-authz/cognito-authz/pkg/runtime"
 	"github.com/cognito-authz/cognito-authz/pkg/server"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 )
 
 // configFile renders a config over the dev issuers: the first is pool "main", the others "p1", "p2"...
@@ -165,7 +166,7 @@ func (r *running) setOf(pool string) *jwks.Set {
 }
 
 func TestReload(t *testing.T) {
-	mainIss, other := devissuer.Start(t), devissuer.Start(t)
+	mainIss, other := testkit.Start(t), testkit.Start(t)
 	other.ClientID = "otherclient"
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	replaceFile(t, path, configFile("deny", mainIss))
@@ -235,7 +236,7 @@ func TestReload(t *testing.T) {
 // TestReloadConfigMapSwap updates the config the way Kubernetes updates a mounted ConfigMap: the file is a
 // symlink through ..data, and ..data is swapped to a new directory in one rename.
 func TestReloadConfigMapSwap(t *testing.T) {
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	dir := t.TempDir()
 	version := func(name, flip string) {
 		if err := os.Mkdir(filepath.Join(dir, name), 0o755); err != nil {
@@ -270,7 +271,7 @@ func TestReloadConfigMapSwap(t *testing.T) {
 // TestReloadUnderLoad reloads many times while clients keep asking over both transports: every request is
 // answered, requests whose answer no reload changes always get it, and /flip gets the old or the new answer.
 func TestReloadUnderLoad(t *testing.T) {
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	replaceFile(t, path, configFile("deny", iss))
 	r := start(t, path)

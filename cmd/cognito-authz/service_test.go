@@ -22,6 +22,7 @@ import (
 	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
 	"github.com/cognito-authz/cognito-authz/pkg/runtime"
 	"github.com/cognito-authz/cognito-authz/pkg/server"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 )
 
 // syncBuffer is a log sink many goroutines write to.
@@ -52,7 +53,7 @@ type issuer struct {
 
 func startIssuer(t *testing.T) *issuer {
 	t.Helper()
-	iss := &issuer{Issuer: devissuer.Start(t)} // the shared test key
+	iss := &issuer{Issuer: testkit.Start(t)} // the shared test key
 	iss.srv = httptest.NewServer(iss.Issuer)
 	iss.addr = iss.srv.Listener.Addr().String()
 	iss.URL = iss.srv.URL + "/" + iss.PoolID

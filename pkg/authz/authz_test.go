@@ -13,6 +13,7 @@ import (
 
 	"github.com/cognito-authz/cognito-authz/pkg/authz"
 	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
 
@@ -31,9 +32,9 @@ func newAuthorizer(t *testing.T, forward bool) (*devissuer.Issuer, *authz.Author
 // with opts; Verifier and Headers are filled in.
 func newAuthorizerWith(t *testing.T, opts authz.Options) (*devissuer.Issuer, *authz.Authorizer) {
 	t.Helper()
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	v, err := token.NewVerifier([]token.Pool{{Name: "main", Issuers: []string{iss.URL}, ClientIDs: []string{iss.ClientID},
-		TokenUse: "any", Keys: loadedSet(t, iss)}}, token.WithClaims("custom:tenant"))
+		TokenUse: "any", Keys: testkit.LoadedSet(t, iss)}}, token.WithClaims("custom:tenant"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +156,7 @@ func TestForwardTokenFalseEverySource(t *testing.T) {
 			wantRemove: []string{"authorization", "x-amzn-oidc-accesstoken", "cookie"}},
 		{name: "alb_header", a: a, headers: token.HeaderMap{"x-amzn-oidc-accesstoken": tok},
 			wantRemove: []string{"authorization", "x-amzn-oidc-accesstoken"}},
-		{name: "cookie_on_a_dry_run_allow", a: dry, headers: token.HeaderMap{"cookie": "id_token=" + tamper(tok) + "; theme=dark"},
+		{name: "cookie_on_a_dry_run_allow", a: dry, headers: token.HeaderMap{"cookie": "id_token=" + testkit.Tamper(tok) + "; theme=dark"},
 			wantCookie: "theme=dark", wantRemove: []string{"authorization", "x-amzn-oidc-accesstoken"}},
 		{name: "no_token_cookie_untouched", a: a, headers: token.HeaderMap{"cookie": "theme=dark", "authorization": "Bearer " + tok},
 			wantRemove: []string{"authorization", "x-amzn-oidc-accesstoken"}},

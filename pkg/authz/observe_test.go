@@ -17,6 +17,7 @@ import (
 	"github.com/cognito-authz/cognito-authz/pkg/authz"
 	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
 	"github.com/cognito-authz/cognito-authz/pkg/jwks"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
 
@@ -191,7 +192,7 @@ func TestCancelledNeverAllowed(t *testing.T) {
 }
 
 func BenchmarkObservedAllow(b *testing.B) {
-	iss := devissuer.Start(b)
+	iss := testkit.Start(b)
 	set, _ := jwks.New(jwks.Options{URL: iss.JWKSURL()})
 	if err := set.Refresh(b.Context()); err != nil {
 		b.Fatal(err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cognito-authz/cognito-authz/pkg/authz"
 	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 )
 
 // TestSharedDenyConcurrent: shared deny responses are marshalled by many streams at once; under -race this
@@ -19,7 +20,7 @@ func TestSharedDenyConcurrent(t *testing.T) {
 	t.Parallel()
 	f := newFixtureWith(t, nil, cacheOn)
 	conn := f.serve(t)
-	tampered := tamper(f.iss.MustMint(t, at(f.iss.Access())))
+	tampered := testkit.Tamper(f.iss.MustMint(t, at(f.iss.Access())))
 	var wg sync.WaitGroup
 	for w := range 8 {
 		wg.Go(func() {
@@ -58,7 +59,7 @@ func BenchmarkCheck(b *testing.B) {
 		{name: "cached", cache: cacheOn, token: func(f *fixture) string { return f.iss.MustMint(b, at(f.iss.Access())) }},
 		{name: "uncached", token: func(f *fixture) string { return f.iss.MustMint(b, at(f.iss.Access())) }},
 		{name: "denied_missing", cache: cacheOn},
-		{name: "denied_bad_signature_cached", cache: cacheOn, token: func(f *fixture) string { return tamper(f.iss.MustMint(b, at(f.iss.Access()))) }},
+		{name: "denied_bad_signature_cached", cache: cacheOn, token: func(f *fixture) string { return testkit.Tamper(f.iss.MustMint(b, at(f.iss.Access()))) }},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			f := newFixtureWith(b, nil, bc.cache)

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
 
@@ -17,7 +18,7 @@ func FuzzCheck(f *testing.F) {
 	f.Add("Bearer "+valid, "", "GET", "/")
 	f.Add("bearer  "+valid+" ", "x-auth-sub=evil", "POST", "/a?b=c")
 	f.Add("Bearer "+valid+","+"Bearer "+valid, "", "GET", "/")
-	f.Add("Bearer "+tamper(valid), "", "GET", "/")
+	f.Add("Bearer "+testkit.Tamper(valid), "", "GET", "/")
 	f.Add("Basic dXNlcjpwYXNz", "cookie=id_token="+valid, "GET", "/")
 	f.Add("Bearer eyJhbGciOiJub25lIn0.e30.", "", "GET", "/../admin")
 	f.Fuzz(func(t *testing.T, authorization, extra, method, path string) {

@@ -24,6 +24,7 @@ import (
 	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
 	"github.com/cognito-authz/cognito-authz/pkg/jwks"
 	"github.com/cognito-authz/cognito-authz/pkg/policy"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
 
@@ -47,7 +48,7 @@ func newFixture(t testing.TB) *fixture {
 // verified-token cache bounded by cache (zero: off).
 func newFixtureWith(t testing.TB, p *policy.Policy, cache authz.CacheOptions) *fixture {
 	t.Helper()
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	set, err := jwks.New(jwks.Options{URL: iss.JWKSURL()})
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +132,7 @@ func checkGolden(t *testing.T, f *fixture, asks int) {
 		}},
 		{name: "deny_missing", headers: map[string]string{}},
 		{name: "deny_expired", headers: map[string]string{"authorization": "Bearer " + f.iss.MustMint(t, expired)}},
-		{name: "deny_tampered", headers: map[string]string{"authorization": "Bearer " + tamper(access)}},
+		{name: "deny_tampered", headers: map[string]string{"authorization": "Bearer " + testkit.Tamper(access)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -151,16 +152,6 @@ func checkGolden(t *testing.T, f *fixture, asks int) {
 			golden(t, filepath.Join("testdata", tt.name+".golden"), got)
 		})
 	}
-}
-
-// tamper changes one character in the middle of the signature, keeping the base64 well-formed.
-func tamper(tok string) string {
-	i := strings.LastIndexByte(tok, '.') + 10
-	c := byte('A')
-	if tok[i] == 'A' {
-		c = 'B'
-	}
-	return tok[:i] + string(c) + tok[i+1:]
 }
 
 // golden compares got with the CheckResponse stored in path (semantically: protojson output is not

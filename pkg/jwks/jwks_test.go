@@ -22,6 +22,7 @@ import (
 
 	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
 	"github.com/cognito-authz/cognito-authz/pkg/jwks"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-cmp/cmp"
 )
@@ -38,7 +39,7 @@ type server struct {
 
 func newServer(t *testing.T) *server {
 	t.Helper()
-	s := &server{iss: devissuer.Start(t)}
+	s := &server{iss: testkit.Start(t)}
 	s.mode.Store("")
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch s.mode.Load().(string) {
@@ -161,7 +162,7 @@ func TestNew(t *testing.T) {
 
 func TestReady(t *testing.T) {
 	t.Parallel()
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	set := newSet(t, jwks.Options{URL: iss.JWKSURL()})
 	kid := iss.SigningKey().ID
 	if set.Ready() || set.Len() != 0 || set.Has(kid) {
@@ -184,7 +185,7 @@ func TestReady(t *testing.T) {
 // TestNeverLoaded: before the first load every lookup is ErrUnavailable, not ErrKeyUnknown.
 func TestNeverLoaded(t *testing.T) {
 	t.Parallel()
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	iss.FailWith(http.StatusInternalServerError)
 	set := newSet(t, jwks.Options{URL: iss.JWKSURL()})
 	for i := range 2 { // the first spends the unknown-kid window on a fetch that fails; the second may not fetch
@@ -201,7 +202,7 @@ func TestNeverLoaded(t *testing.T) {
 // returns when its context ends.
 func TestRun(t *testing.T) {
 	t.Parallel()
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	iss.FailWith(http.StatusInternalServerError)
 	set := newSet(t, jwks.Options{URL: iss.JWKSURL(), RefreshInterval: 20 * time.Millisecond})
 	ctx, cancel := context.WithCancel(t.Context())
@@ -342,17 +343,14 @@ func TestUnusableKeys(t *testing.T) {
 // TestRotation: a new kid is found through the unknown-kid path; a removed kid stops verifying after a refresh.
 func TestRotation(t *testing.T) {
 	t.Parallel()
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	set := newSet(t, jwks.Options{URL: iss.JWKSURL()})
 	if err := set.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	old := iss.SigningKey()
 	oldTok := iss.MustMint(t, iss.Access())
-	next, err := devissuer.NewKey("rotated-2")
-	if err != nil {
-		t.Fatal(err)
-	}
+	next := testkit.Key(t, 1, "rotated-2")
 
 	iss.SetKeys(next, old, next)
 	before := iss.Fetches()
@@ -415,7 +413,7 @@ func TestUnknownKIDWaitIsBounded(t *testing.T) {
 // TestUnknownKIDFlood: random kids from many goroutines cost at most one fetch per window, fail fast, do
 // not disturb a known kid, and leave no goroutine behind. Not parallel: it counts goroutines.
 func TestUnknownKIDFlood(t *testing.T) {
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	client := &http.Client{Timeout: 5 * time.Second}
 	set := newSet(t, jwks.Options{URL: iss.JWKSURL(), Client: client})
 	if err := set.Refresh(t.Context()); err != nil {
@@ -480,7 +478,7 @@ func TestUnknownKIDFlood(t *testing.T) {
 
 func TestOnRefresh(t *testing.T) {
 	t.Parallel()
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	type call struct {
 		Result string
 		Keys   int

@@ -10,6 +10,7 @@ import (
 	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
 	"github.com/cognito-authz/cognito-authz/pkg/jwks"
 	"github.com/cognito-authz/cognito-authz/pkg/runtime"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 )
 
 func devConfig(iss *devissuer.Issuer) *config.Config {
@@ -22,7 +23,7 @@ func devConfig(iss *devissuer.Issuer) *config.Config {
 // built with the same options, so a changed jwks setting is never left with a set built the old way.
 func TestApplyKeepsSetsBuiltTheSame(t *testing.T) {
 	t.Parallel()
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	live, err := runtime.Start(ctx, devConfig(iss), runtime.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

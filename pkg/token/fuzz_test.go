@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -66,8 +66,8 @@ func FuzzExtract(f *testing.F) {
 }
 
 func FuzzVerify(f *testing.F) {
-	iss := devissuer.Start(f)
-	set := loadedSet(f, iss)
+	iss := testkit.Start(f)
+	set := testkit.LoadedSet(f, iss)
 	key := iss.SigningKey()
 	v := newVerifier(f, iss, set, "any")
 
@@ -120,8 +120,8 @@ func FuzzVerify(f *testing.F) {
 }
 
 func BenchmarkVerify(b *testing.B) {
-	iss := devissuer.Start(b)
-	v := newVerifier(b, iss, loadedSet(b, iss), "access")
+	iss := testkit.Start(b)
+	v := newVerifier(b, iss, testkit.LoadedSet(b, iss), "access")
 	tok := sign(b, iss.SigningKey(), nil, timed(iss.Access()))
 	ctx := b.Context()
 	b.ReportAllocs()
