@@ -59,7 +59,7 @@ type running struct {
 	conn *grpc.ClientConn
 }
 
-// start serves the config at path, watching it, until the test ends.
+// start serves the config at path, polling it, until the test ends.
 func start(t *testing.T, path string) *running {
 	t.Helper()
 	cfg, err := config.Load(path)
@@ -185,7 +185,7 @@ func TestReload(t *testing.T) {
 
 	t.Run("file_change_applied", func(t *testing.T) {
 		replaceFile(t, path, configFile("allow", mainIss, other))
-		eventually(t, 10*time.Second, "the watched change to apply", func() bool { got, _ := r.check(t, "/flip", tok); return got == "anonymous" })
+		eventually(t, 10*time.Second, "the polled change to apply", func() bool { got, _ := r.check(t, "/flip", tok); return got == "anonymous" })
 		eventually(t, 10*time.Second, "the new pool's keys", r.rl.Live.Ready)
 		if got := r.mustCheck(t, "/x", otherTok); got != "allow" {
 			t.Errorf("new pool's token = %s, want allow", got)
