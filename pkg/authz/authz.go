@@ -252,8 +252,8 @@ func (a *Authorizer) stripCookies(r *Request, d *Decision) {
 
 // decide applies the matched rule to the request.
 func (a *Authorizer) decide(ctx context.Context, r *Request, rule *policy.Rule) Decision {
-	if ctx.Err() != nil {
-		return Decision{} // Check denies it; verifying would be wasted work
+	if err := ctx.Err(); err != nil {
+		return a.deny(rule, ReasonRequestCancelled, err) // Check's guard says the same; verifying would be wasted work
 	}
 	switch rule.Action {
 	case policy.Deny:
