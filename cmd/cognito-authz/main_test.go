@@ -754,6 +754,44 @@ func TestVerifyCommand(t *testing.T) {
 	}
 }
 
+// TestConfigCheckAgreesWithServe runs `config check` and `serve` on the same files: check exits 0 exactly
+// when serve starts (its context is cancelled up front, so it stops at once), and both name the problem.
+// A rule host "[::1]" used to pass config check and then stop serve from starting.
+func TestConfigCheckAgreesWithServe(t *testing.T) {
+	clearEnv(t)
+	const head = "server: {grpc_addr: \"127.0.0.1:0\", admin_addr: \"127.0.0.1:0\", drain_period: 0s}\nlog: {level: error}\n" +
+		"pools: [{name: main, region: us-east-1, user_pool_id: us-east-1_AbC123, client_ids: [abc], token_use: access, jwks_url: \"http://127.0.0.1:1/jwks.json\"}]\n"
+	tests := []struct {
+		name, rules string
+		wantProblem string // "" when valid
+	}{
+		{name: "valid", rules: "rules: [{name: a, match: {host: api.example.com, path_prefix: /a}}]\n"},
+		{name: "ipv6_host", rules: "rules: [{name: a, match: {host: \"[::1]\"}}]\n", wantProblem: `rules[0] (a).match.host`},
+		{name: "regex", rules: "rules: [{name: a, match: {path_regex: \"((\"}}]\n", wantProblem: `rules[0] (a).match.path_regex`},
+		{name: "require_on_allow", rules: "rules: [{name: a, action: allow, require: {groups_any: [x]}}]\n", wantProblem: `rules[0] (a).require`},
+		{name: "duplicate_names", rules: "rules: [{name: a}, {name: a}]\n", wantProblem: `rules[1] (a).name`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeFile(t, "config.yaml", head+tt.rules)
+			checkCode, checkOut, _ := runCLI(t, "config", "check", "-config", path)
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			var out, errb bytes.Buffer
+			serveCode := run(ctx, []string{"serve", "-config", path}, &out, &errb)
+			if (checkCode == exitOK) != (serveCode == exitOK) {
+				t.Fatalf("config check exit %d, serve exit %d: they disagree\ncheck:\n%s\nserve:\n%s", checkCode, serveCode, checkOut, errb.String())
+			}
+			if (checkCode == exitOK) != (tt.wantProblem == "") {
+				t.Fatalf("config check exit %d, want the problem %q\n%s", checkCode, tt.wantProblem, checkOut)
+			}
+			if tt.wantProblem != "" && (!strings.Contains(checkOut, tt.wantProblem) || !strings.Contains(errb.String(), tt.wantProblem)) {
+				t.Errorf("want both to name %q\ncheck:\n%s\nserve:\n%s", tt.wantProblem, checkOut, errb.String())
+			}
+		})
+	}
+}
+
 // TestServeDevConfigWithoutPools: with -dev the dev pool is added to the file's pools before the file is
 // validated, so a file without pools is valid there, as the README says. The context is cancelled up
 // front: serve loads, builds, binds and stops at once.
