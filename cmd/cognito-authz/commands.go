@@ -184,7 +184,7 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		return exitError, err
 	}
 	if *tok != "" {
-		p.Headers["authorization"] = "Bearer " + *tok
+		p.Headers[token.AuthorizationHeader] = "Bearer " + *tok
 	}
 	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
