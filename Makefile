@@ -7,7 +7,7 @@ GO       ?= go
 BIN      := bin/cognito-authz
 # Every fuzz target, as package:Target. `make test` runs each briefly; `make fuzz` runs each for FUZZTIME.
 FUZZ_TARGETS := \
-	./pkg/token:FuzzExtract ./pkg/token:FuzzVerify ./pkg/token:FuzzDecode \
+	./pkg/token:FuzzExtract ./pkg/token:FuzzVerify ./pkg/token:FuzzDecode ./pkg/token:FuzzWithoutCookies \
 	./pkg/rs256:FuzzVerify \
 	./pkg/extauthz:FuzzCheck ./pkg/extauthz:FuzzHTTPForwarded ./pkg/extauthz:FuzzRawHeaderMap \
 	./pkg/config:FuzzParse \
@@ -50,9 +50,17 @@ build: ## build bin/cognito-authz (static, trimmed)
 run: build ## run the service on an embedded dev issuer (no AWS needed); prints a token to try
 	$(BIN) serve -dev
 
-test: cognito-local browser ## go vet, every test under the race detector, and a short run of every fuzz target
+# The packages with concurrency run under the race detector; the e2e tests (real processes) and the manifest
+# tests (deploy, envoy: pure decoding) run plainly, as does api, and so does the one test that measures the
+# heap (TestCacheEntryCost skips under -race).
+RACE_PKGS  = $(shell $(GO) list ./pkg/... ./cmd/... | grep -v -e '/pkg/e2e$$')
+PLAIN_PKGS = ./pkg/e2e/... ./deploy/... ./envoy/... ./api/...
+
+test: cognito-local browser ## go vet; the race detector on pkg and cmd; plain go test for e2e, manifests and the heap test; short fuzz
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 10m ./...
+	$(GO) test -race -count=1 -timeout 10m $(RACE_PKGS)
+	$(GO) test -count=1 -timeout 10m $(PLAIN_PKGS)
+	$(GO) test -count=1 -run '^TestCacheEntryCost$$' ./pkg/authz
 	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
 fuzz: ## run every fuzz target for FUZZTIME (default 60s)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,25 +79,52 @@ func strict(t *testing.T, data []byte, v any) {
 	}
 }
 
-// build runs kustomize on dir (relative to this package) and decodes every resource by kind.
+// resource is one kustomize output: its kind and YAML.
+type resource struct {
+	kind string
+	yaml []byte
+}
+
+// kustomized memoises kustomize runs by directory: several tests build the same overlays, and a build is
+// the slow part. Each caller decodes its own copy, so no test can change what another sees.
+var kustomized sync.Map // dir → func() ([]resource, error)
+
+func kustomize(dir string) ([]resource, error) {
+	f, _ := kustomized.LoadOrStore(dir, sync.OnceValues(func() ([]resource, error) {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return nil, err
+		}
+		rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), abs)
+		if err != nil {
+			return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
+		}
+		var out []resource
+		for _, r := range rm.Resources() {
+			data, err := r.AsYAML()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, resource{kind: r.GetKind(), yaml: data})
+		}
+		return out, nil
+	}))
+	return f.(func() ([]resource, error))()
+}
+
+// build runs kustomize on dir (relative to this package), once per test binary, and decodes every
+// resource by kind.
 func build(t *testing.T, dir string) manifests {
 	t.Helper()
-	abs, err := filepath.Abs(dir)
+	rs, err := kustomize(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), abs)
-	if err != nil {
-		t.Fatalf("kustomize build %s: %v", dir, err)
-	}
 	var m manifests
-	for _, r := range rm.Resources() {
-		data, err := r.AsYAML()
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, r := range rs {
+		data := r.yaml
 		var dst any
-		switch kind := r.GetKind(); kind {
+		switch kind := r.kind; kind {
 		case "Namespace":
 			m.Namespace = &corev1.Namespace{}
 			dst = m.Namespace

@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/cognito-authz/cognito-authz/pkg/config"
-	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 )
 
 func TestParseStatCPU(t *testing.T) {
@@ -64,10 +64,7 @@ func TestConfigValid(t *testing.T) {
 // TestMintedTokensAndTamper: minted tokens are distinct, name the load issuer, and tampering keeps the shape.
 func TestMintedTokensAndTamper(t *testing.T) {
 	t.Parallel()
-	key, err := devissuer.NewKey("k")
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := testkit.Key(t, 0, "k")
 	toks, err := mint(key, 3, time.Now())
 	if err != nil {
 		t.Fatal(err)

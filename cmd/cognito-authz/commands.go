@@ -20,6 +20,7 @@ import (
 	"github.com/cognito-authz/cognito-authz/pkg/config"
 	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
 	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
+	"github.com/cognito-authz/cognito-authz/pkg/runtime"
 	"github.com/cognito-authz/cognito-authz/pkg/server"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
@@ -38,22 +39,8 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	var cfg *config.Config
-	switch {
-	case *path != "":
-		c, err := config.Load(*path)
-		if err != nil {
-			return err
-		}
-		cfg = c
-	case *dev:
-		c := config.Default()
-		c.Server.GRPCAddr, c.Server.AdminAddr, c.Log.Format = "127.0.0.1:9001", "127.0.0.1:9090", "text"
-		cfg = &c
-	default:
-		return errors.New("-config FILE (or $COGNITO_AUTHZ_CONFIG) is required; -dev runs without one")
-	}
 	var iss *devissuer.Issuer
+	var amend func(*config.Config)
 	if *dev {
 		var err error
 		if iss, err = devissuer.New(); err != nil {
@@ -62,36 +49,41 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if _, err := iss.Serve(ctx, *devAddr); err != nil {
 			return err
 		}
-		cfg.Pools = slices.DeleteFunc(cfg.Pools, func(p config.Pool) bool { return p.Name == "dev" })
-		cfg.Pools = append(cfg.Pools, config.Pool{Name: "dev", Issuer: iss.URL, ClientIDs: []string{iss.ClientID}, TokenUse: "any"})
+		// The dev pool is added before the file is validated, so a file without pools is valid with -dev.
+		amend = func(c *config.Config) {
+			c.Pools = slices.DeleteFunc(c.Pools, func(p config.Pool) bool { return p.Name == "dev" })
+			c.Pools = append(c.Pools, config.Pool{Name: "dev", Issuer: iss.URL, ClientIDs: []string{iss.ClientID}, TokenUse: "any"})
+		}
 	}
-	if err := cfg.ApplyEnv(os.LookupEnv); err != nil {
-		return err
+	var cfg *config.Config
+	var loader *runtime.Loader
+	switch {
+	case *path != "":
+		// A reload reads the file as start-up did: the dev pool and the environment apply again.
+		loader = &runtime.Loader{Path: *path, Env: os.LookupEnv, Amend: amend}
+		c, err := loader.Load()
+		if err != nil {
+			return err
+		}
+		cfg = c
+	case *dev:
+		c := config.Default()
+		c.Server.GRPCAddr, c.Server.AdminAddr, c.Log.Format = "127.0.0.1:9001", "127.0.0.1:9090", "text"
+		amend(&c)
+		c.OverrideEnv(os.LookupEnv)
+		if err := runtime.Validate(&c); err != nil {
+			return err
+		}
+		cfg = &c
+	default:
+		return errors.New("-config FILE (or $COGNITO_AUTHZ_CONFIG) is required; -dev runs without one")
 	}
 	log := newLogger(cfg.Log, stderr)
-	o := serveOptions{listening: func(srv *server.Server, _ *service) {
+	o := serveOptions{loader: loader, listening: func(srv *server.Server, _ *runtime.Reloader) {
 		if iss != nil {
 			devBanner(stdout, iss, srv)
 		}
 	}}
-	if *path != "" {
-		// A reload reads the file as start-up did: the dev pool and the environment apply again.
-		o.watch = *path
-		o.load = func() (*config.Config, error) {
-			c, err := config.Load(*path)
-			if err != nil {
-				return nil, err
-			}
-			if iss != nil {
-				c.Pools = slices.DeleteFunc(c.Pools, func(p config.Pool) bool { return p.Name == "dev" })
-				c.Pools = append(c.Pools, config.Pool{Name: "dev", Issuer: iss.URL, ClientIDs: []string{iss.ClientID}, TokenUse: "any"})
-			}
-			if err := c.ApplyEnv(os.LookupEnv); err != nil {
-				return nil, err
-			}
-			return c, nil
-		}
-	}
 	return serve(ctx, cfg, log, o)
 }
 
@@ -133,9 +125,11 @@ func configCheckCmd(args []string, stdout, stderr io.Writer) (int, error) {
 	if *path == "" {
 		return exitError, errors.New("-config FILE is required")
 	}
-	cfg, err := config.Load(*path)
+	// What serve runs: the same load, validation and build (nothing is fetched).
+	cfg, err := runtime.Loader{Path: *path, Env: os.LookupEnv}.Load()
+	var g *runtime.Generation
 	if err == nil {
-		err = cfg.ApplyEnv(os.LookupEnv)
+		g, err = runtime.Build(cfg, runtime.Options{})
 	}
 	if err != nil {
 		fmt.Fprintf(stdout, "%s: invalid\n", *path)
@@ -153,7 +147,7 @@ func configCheckCmd(args []string, stdout, stderr io.Writer) (int, error) {
 		}
 		return exitDenied, nil
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d pools, %d identity headers)\n", *path, len(cfg.Pools), len(cfg.Identity.Headers()))
+	fmt.Fprintf(stdout, "%s: ok (%d pools, %d rules, %d identity headers)\n", *path, len(cfg.Pools), len(cfg.Rules), len(g.Headers.Names()))
 	for _, w := range cfg.Warnings() {
 		fmt.Fprintf(stdout, "  warning: %s\n", w)
 	}
@@ -193,7 +187,7 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		return exitError, err
 	}
 	if *tok != "" {
-		p.Headers["authorization"] = "Bearer " + *tok
+		p.Headers[token.AuthorizationHeader] = "Bearer " + *tok
 	}
 	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -245,26 +239,39 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 		}
 		*tok = strings.TrimSpace(string(b))
 	}
-	cfg, err := config.Load(*path)
+	cfg, err := runtime.Loader{Path: *path, Env: os.LookupEnv}.Load()
 	if err != nil {
 		return exitError, err
 	}
 	// verify judges the token alone, whatever route rules the file has.
 	cfg.Rules, cfg.Default = nil, "authenticated"
-	a, err := build(cfg, newKeys(newLogger(config.Log{Level: "error", Format: "text"}, stderr), nil), nil)
+	g, err := runtime.Build(cfg, runtime.Options{Logger: newLogger(config.Log{Level: "error", Format: "text"}, stderr)})
 	if err != nil {
 		return exitError, err
 	}
-	for i, s := range a.sets {
-		if err := s.Refresh(ctx); err != nil {
-			fmt.Fprintf(stderr, "pool %s: %v\n", cfg.Pools[i].Name, err)
+	for _, k := range g.Keys {
+		if err := k.Set.Refresh(ctx); err != nil {
+			fmt.Fprintf(stderr, "pool %s: %v\n", k.Pool, err)
 		}
 	}
-	d := a.authorizer.Check(ctx, &authz.Request{Method: "GET", Path: "/", Headers: token.HeaderMap{"authorization": "Bearer " + *tok}})
+	d := g.Authorizer.Check(ctx, &authz.Request{Method: "GET", Path: "/", Headers: presented(cfg.Token.Sources[0], *tok)})
 	if d.Err != nil {
 		fmt.Fprintf(stdout, "cause: %v\n", d.Err)
 	}
 	return printSummary(stdout, extauthz.Summarize(extauthz.Response(&d))), nil
+}
+
+// presented is a request's headers holding tok where src reads it: verify judges the token as the service
+// would see it from a client that sends it in the first configured place.
+func presented(src config.TokenSource, tok string) token.HeaderMap {
+	if src.Cookie != "" {
+		return token.HeaderMap{"cookie": src.Cookie + "=" + tok}
+	}
+	p := src.Prefix
+	if p != "" && !strings.HasSuffix(p, " ") {
+		p += " " // a scheme is followed by a space (RFC 9110 §11.4), whether or not the config wrote it
+	}
+	return token.HeaderMap{src.Header: p + tok}
 }
 
 func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {

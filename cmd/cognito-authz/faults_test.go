@@ -5,14 +5,11 @@ package main
 // only.
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,27 +20,8 @@ import (
 	"github.com/cognito-authz/cognito-authz/pkg/config"
 	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
 	"github.com/cognito-authz/cognito-authz/pkg/server"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 )
-
-// tamper changes one byte in the middle of the signature.
-func tamper(tok string) string {
-	i := strings.LastIndexByte(tok, '.') + 20
-	b := []byte(tok)
-	if b[i] == 'A' {
-		b[i] = 'B'
-	} else {
-		b[i] = 'A'
-	}
-	return string(b)
-}
-
-// withKID returns tok with its header's kid replaced: the signature no longer matches, but the key lookup,
-// which comes first, sees an unknown kid.
-func withKID(tok, kid string) string {
-	h, _ := json.Marshal(map[string]string{"alg": "RS256", "typ": "JWT", "kid": kid})
-	_, rest, _ := strings.Cut(tok, ".")
-	return base64.RawURLEncoding.EncodeToString(h) + "." + rest
-}
 
 // invalidTokens are tokens that must never pass, whatever the state of the key set, by the reason each
 // must be denied with.
@@ -55,8 +33,8 @@ func invalidTokens(t *testing.T, iss *issuer) map[string]string {
 	wrongClient := iss.Access()
 	wrongClient["client_id"] = "someone-else"
 	return map[string]string{
-		"signature_invalid": tamper(valid),
-		"key_unknown":       withKID(valid, "not-a-kid-of-ours"),
+		"signature_invalid": testkit.Tamper(valid),
+		"key_unknown":       testkit.WithKID(valid, "not-a-kid-of-ours"),
 		"token_expired":     iss.MustMint(t, expired),
 		"client_mismatch":   iss.MustMint(t, wrongClient),
 	}
@@ -128,20 +106,11 @@ func TestJWKSFaultsServeCachedKeys(t *testing.T) {
 	}
 }
 
-var (
-	rotKeyOnce sync.Once
-	rotKey     *devissuer.Key
-	rotKeyErr  error
-)
-
 // TestJWKSRotation: a new key is picked up on first sight of its kid, tokens of the old key keep passing
 // while the JWKS lists it, and stop within one refresh once it is gone.
 func TestJWKSRotation(t *testing.T) {
 	t.Parallel()
-	rotKeyOnce.Do(func() { rotKey, rotKeyErr = devissuer.NewKey("rotated-key-2") })
-	if rotKeyErr != nil {
-		t.Fatal(rotKeyErr)
-	}
+	rotKey := testkit.Key(t, 1, "rotated-key-2")
 	iss := startIssuer(t)
 	s := startOps(t, testConfig(iss.pool("main")))
 	s.waitReady(t)
@@ -188,7 +157,9 @@ func TestNeverLoadedPool(t *testing.T) {
 
 	eventually(t, 5*time.Second, "good pool loaded", func() bool { return s.bearer(t, goodTok).Allowed })
 	hc := healthpb.NewHealthClient(s.conn)
-	for range 5 { // readiness stays false, checked over more than one retry of the bad pool
+	for range 5 { // readiness stays false, checked after each of several failed fetches of the bad pool
+		tried := bad.Fetches()
+		eventually(t, 10*time.Second, "the bad pool to retry its fetch", func() bool { return bad.Fetches() > tried })
 		if code := s.readyz(t); code != http.StatusServiceUnavailable {
 			t.Fatalf("/readyz = %d with a pool never loaded, want 503", code)
 		}
@@ -203,7 +174,6 @@ func TestNeverLoadedPool(t *testing.T) {
 		if !s.bearer(t, goodTok).Allowed {
 			t.Fatal("token of the loaded pool denied")
 		}
-		time.Sleep(200 * time.Millisecond)
 	}
 	if v := s.metric(t, `cognito_authz_jwks_last_success_timestamp_seconds{pool="bad"}`); v != 0 {
 		t.Errorf("last success of the bad pool = %v, want 0", v)
@@ -217,8 +187,10 @@ func TestNeverLoadedPool(t *testing.T) {
 
 // TestUnknownKIDFlood: 2000 Checks with random kids from 50 goroutines. Valid Checks running alongside
 // all pass with a low p99, the JWKS is fetched at most once per window, and no goroutine is left behind.
+//
+// Not parallel: it counts the process's goroutines, which other tests running beside it would change. (A
+// top-level test without t.Parallel never runs beside parallel ones.)
 func TestUnknownKIDFlood(t *testing.T) {
-	t.Parallel()
 	iss := startIssuer(t)
 	cfg := testConfig(iss.pool("main"))
 	cfg.JWKS.RefreshInterval = 3600e9 // only unknown kids fetch
@@ -231,8 +203,7 @@ func TestUnknownKIDFlood(t *testing.T) {
 	for range 20 { // warm up: connections, pools, first-use allocations
 		s.bearer(t, valid)
 	}
-	time.Sleep(100 * time.Millisecond)
-	baseline := runtime.NumGoroutine()
+	baseline := runtime.NumGoroutine() // the +10 below absorbs what the warm-up leaves winding down
 	fetches := iss.Fetches()
 
 	const (
@@ -251,7 +222,7 @@ func TestUnknownKIDFlood(t *testing.T) {
 	for range attackers {
 		wg.Go(func() {
 			for range perWorker {
-				got := s.bearer(t, withKID(valid, fmt.Sprintf("kid-%016x", rand.Uint64())))
+				got := s.bearer(t, testkit.WithKID(valid, fmt.Sprintf("kid-%016x", rand.Uint64())))
 				mu.Lock()
 				if got.Allowed {
 					allowed++

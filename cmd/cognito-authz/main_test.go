@@ -11,7 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime"
+	goruntime "runtime"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -31,7 +31,9 @@ import (
 	"github.com/cognito-authz/cognito-authz/pkg/config"
 	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
 	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
+	"github.com/cognito-authz/cognito-authz/pkg/runtime"
 	"github.com/cognito-authz/cognito-authz/pkg/server"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 )
 
 // runCLI runs the command line in-process and returns its exit code, stdout and stderr.
@@ -102,7 +104,7 @@ func launch(t *testing.T, cfg *config.Config) *runningService {
 	bound := make(chan *server.Server, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(ctx, cfg, testLogger(t), serveOptions{listening: func(s *server.Server, _ *service) { bound <- s }})
+		done <- serve(ctx, cfg, testLogger(t), serveOptions{listening: func(s *server.Server, _ *runtime.Reloader) { bound <- s }})
 	}()
 	stop := func() error {
 		cancel()
@@ -271,7 +273,7 @@ func hasHeader(set []string, prefix string) bool {
 // real JWKS, asked by a real gRPC client.
 func TestServeEndToEnd(t *testing.T) {
 	t.Parallel()
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	iss.FailWith(http.StatusInternalServerError) // hold readiness back until NOT_SERVING has been seen
 	cfg := loadConfig(t, serviceYAML(iss.URL, iss.JWKSURL()))
 	grpcAddr, adminAddr := startService(t, cfg)
@@ -305,14 +307,6 @@ func TestServeEndToEnd(t *testing.T) {
 	now := time.Now()
 	access := iss.Access()
 	valid := mint(t, key, nil, access)
-	tamper := func(tok string) string {
-		i := strings.LastIndexByte(tok, '.') + 10 // inside the signature, where every bit counts
-		c := byte('A')
-		if tok[i] == 'A' {
-			c = 'B'
-		}
-		return tok[:i] + string(c) + tok[i+1:]
-	}
 	none := func() string {
 		s, err := jwt.NewWithClaims(jwt.SigningMethodNone, access).SignedString(jwt.UnsafeAllowNoneSignatureType)
 		if err != nil {
@@ -329,10 +323,7 @@ func TestServeEndToEnd(t *testing.T) {
 		}
 		return s
 	}()
-	otherKey, err := devissuer.NewKey(key.ID) // same kid, different key: a forged signature
-	if err != nil {
-		t.Fatal(err)
-	}
+	otherKey := testkit.Key(t, 1, key.ID) // same kid, different key: a forged signature
 
 	t.Run("allow", func(t *testing.T) {
 		t.Parallel()
@@ -455,7 +446,7 @@ func TestServeEndToEnd(t *testing.T) {
 		{name: "crit_header", token: mint(t, key, map[string]any{"crit": []string{"exp"}}, access), wantStatus: 401, wantReason: "header_not_allowed"},
 		{name: "issuer_unknown", token: mint(t, key, nil, with(access, map[string]any{"iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Evil"})), wantStatus: 401, wantReason: "issuer_unknown"},
 		{name: "kid_unknown", token: mint(t, key, map[string]any{"kid": "not-in-the-jwks"}, access), wantStatus: 401, wantReason: "key_unknown"},
-		{name: "signature_tampered", token: tamper(valid), wantStatus: 401, wantReason: "signature_invalid"},
+		{name: "signature_tampered", token: testkit.Tamper(valid), wantStatus: 401, wantReason: "signature_invalid"},
 		{name: "signature_other_key", token: mint(t, otherKey, nil, access), wantStatus: 401, wantReason: "signature_invalid"},
 		{name: "expired", token: mint(t, key, nil, with(access, map[string]any{"iat": now.Add(-2 * time.Hour).Unix(), "exp": now.Add(-time.Hour).Unix()})), wantStatus: 401, wantReason: "token_expired"},
 		{name: "nbf_future", token: mint(t, key, nil, with(access, map[string]any{"nbf": now.Add(time.Hour).Unix()})), wantStatus: 401, wantReason: "token_not_yet_valid"},
@@ -507,7 +498,7 @@ func TestServeEndToEnd(t *testing.T) {
 // TestServeKeysNeverLoad: a pool whose JWKS answers 500 keeps the service not ready, and its tokens get 503.
 func TestServeKeysNeverLoad(t *testing.T) {
 	t.Parallel()
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	var fetches atomic.Int64
 	fetched := make(chan struct{}, 64)
 	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -560,11 +551,11 @@ func TestServeKeysNeverLoad(t *testing.T) {
 // TestServeShutdown: cancelling the context stops serve promptly, with nil, and leaves no goroutine behind.
 // Not parallel: it counts the process's goroutines.
 func TestServeShutdown(t *testing.T) {
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	keys := httptest.NewServer(iss) // our own, so its connections can be closed before counting
 	defer keys.Close()
 	cfg := loadConfig(t, serviceYAML(iss.URL, keys.URL+"/"+iss.PoolID+"/.well-known/jwks.json"))
-	before := runtime.NumGoroutine()
+	before := goruntime.NumGoroutine()
 
 	s := launch(t, cfg)
 	conn, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -593,13 +584,13 @@ func TestServeShutdown(t *testing.T) {
 	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 
 	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+	for goruntime.NumGoroutine() > before && time.Now().Before(deadline) {
 		// The token cache's clean-up goroutine holds only a weak pointer to it and ends once the cache is
 		// collected (so do the caches of replaced configs after a reload).
-		runtime.GC()
+		goruntime.GC()
 		time.Sleep(20 * time.Millisecond) // polling for goroutines to exit, not waiting for time to pass
 	}
-	if n := runtime.NumGoroutine(); n > before {
+	if n := goruntime.NumGoroutine(); n > before {
 		var buf bytes.Buffer
 		pprof.Lookup("goroutine").WriteTo(&buf, 1)
 		t.Errorf("%d goroutines after shutdown, %d before start:\n%s", n, before, buf.String())
@@ -610,7 +601,7 @@ func TestServeShutdown(t *testing.T) {
 // NOT_SERVING when the service stops, and does not hold the stop for the whole StopTimeout.
 func TestServeShutdownWithHealthWatch(t *testing.T) {
 	t.Parallel()
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	s := launch(t, loadConfig(t, serviceYAML(iss.URL, iss.JWKSURL())))
 	conn := dial(t, s.grpcAddr)
 	statuses := watchHealth(t, t.Context(), conn)
@@ -653,7 +644,7 @@ pools:
 		wantStdout []string
 		wantStderr []string
 	}{
-		{name: "valid", args: []string{"config", "check", "-config", valid}, wantCode: 0, wantStdout: []string{valid + ": ok (1 pools, 8 identity headers)"}},
+		{name: "valid", args: []string{"config", "check", "-config", valid}, wantCode: 0, wantStdout: []string{valid + ": ok (1 pools, 0 rules, 8 identity headers)"}},
 		{name: "valid_from_env_path", args: []string{"config", "check"}, env: map[string]string{"COGNITO_AUTHZ_CONFIG": valid}, wantCode: 0, wantStdout: []string{": ok"}},
 		{
 			name: "invalid_lists_every_problem", args: []string{"config", "check", "-config", invalid}, wantCode: 1,
@@ -731,7 +722,7 @@ func TestRunCommands(t *testing.T) {
 
 func TestVerifyCommand(t *testing.T) {
 	clearEnv(t)
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	path := writeFile(t, "config.yaml", serviceYAML(iss.URL, iss.JWKSURL()))
 	now := time.Now()
 	expired := iss.MustMint(t, with(iss.Access(), map[string]any{"iat": now.Add(-2 * time.Hour).Unix(), "exp": now.Add(-time.Hour).Unix()}))
@@ -763,9 +754,87 @@ func TestVerifyCommand(t *testing.T) {
 	}
 }
 
+// TestConfigCheckAgreesWithServe runs `config check` and `serve` on the same files: check exits 0 exactly
+// when serve starts (its context is cancelled up front, so it stops at once), and both name the problem.
+// A rule host "[::1]" used to pass config check and then stop serve from starting.
+func TestConfigCheckAgreesWithServe(t *testing.T) {
+	clearEnv(t)
+	const head = "server: {grpc_addr: \"127.0.0.1:0\", admin_addr: \"127.0.0.1:0\", drain_period: 0s}\nlog: {level: error}\n" +
+		"pools: [{name: main, region: us-east-1, user_pool_id: us-east-1_AbC123, client_ids: [abc], token_use: access, jwks_url: \"http://127.0.0.1:1/jwks.json\"}]\n"
+	tests := []struct {
+		name, rules string
+		wantProblem string // "" when valid
+	}{
+		{name: "valid", rules: "rules: [{name: a, match: {host: api.example.com, path_prefix: /a}}]\n"},
+		{name: "ipv6_host", rules: "rules: [{name: a, match: {host: \"[::1]\"}}]\n", wantProblem: `rules[0] (a).match.host`},
+		{name: "regex", rules: "rules: [{name: a, match: {path_regex: \"((\"}}]\n", wantProblem: `rules[0] (a).match.path_regex`},
+		{name: "require_on_allow", rules: "rules: [{name: a, action: allow, require: {groups_any: [x]}}]\n", wantProblem: `rules[0] (a).require`},
+		{name: "duplicate_names", rules: "rules: [{name: a}, {name: a}]\n", wantProblem: `rules[1] (a).name`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeFile(t, "config.yaml", head+tt.rules)
+			checkCode, checkOut, _ := runCLI(t, "config", "check", "-config", path)
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			var out, errb bytes.Buffer
+			serveCode := run(ctx, []string{"serve", "-config", path}, &out, &errb)
+			if (checkCode == exitOK) != (serveCode == exitOK) {
+				t.Fatalf("config check exit %d, serve exit %d: they disagree\ncheck:\n%s\nserve:\n%s", checkCode, serveCode, checkOut, errb.String())
+			}
+			if (checkCode == exitOK) != (tt.wantProblem == "") {
+				t.Fatalf("config check exit %d, want the problem %q\n%s", checkCode, tt.wantProblem, checkOut)
+			}
+			if tt.wantProblem != "" && (!strings.Contains(checkOut, tt.wantProblem) || !strings.Contains(errb.String(), tt.wantProblem)) {
+				t.Errorf("want both to name %q\ncheck:\n%s\nserve:\n%s", tt.wantProblem, checkOut, errb.String())
+			}
+		})
+	}
+}
+
+// TestServeDevConfigWithoutPools: with -dev the dev pool is added to the file's pools before the file is
+// validated, so a file without pools is valid there, as the README says. The context is cancelled up
+// front: serve loads, builds, binds and stops at once.
+func TestServeDevConfigWithoutPools(t *testing.T) {
+	clearEnv(t)
+	path := writeFile(t, "config.yaml", "server: {grpc_addr: \"127.0.0.1:0\", admin_addr: \"127.0.0.1:0\", drain_period: 0s}\nlog: {level: error}\n")
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	var out, errb bytes.Buffer
+	if code := run(ctx, []string{"serve", "-dev", "-dev-issuer-addr", "127.0.0.1:0", "-config", path}, &out, &errb); code != exitOK {
+		t.Fatalf("serve -dev -config (no pools) exit code = %d, want 0\nstderr:\n%s", code, errb.String())
+	}
+}
+
+// TestVerifyHonoursSources: verify presents the token where the config's first token source reads it, so a
+// config that reads a cookie or the ALB's header verifies the token instead of answering token_missing.
+func TestVerifyHonoursSources(t *testing.T) {
+	clearEnv(t)
+	iss := testkit.Start(t)
+	tok := iss.MustMint(t, iss.Access())
+	tests := []struct {
+		name    string
+		sources string
+	}{
+		{name: "cookie", sources: "[{cookie: id_token}]"},
+		{name: "alb_header", sources: "[{header: x-amzn-oidc-accesstoken}]"},
+		{name: "custom_scheme", sources: `[{header: x-token, prefix: "Token "}, {header: authorization, prefix: "Bearer "}]`},
+		{name: "scheme_without_space", sources: `[{header: x-token, prefix: "Token"}]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeFile(t, "config.yaml", serviceYAML(iss.URL, iss.JWKSURL())+"token: {sources: "+tt.sources+"}\n")
+			code, stdout, stderr := runCLI(t, "verify", "-config", path, "-token", tok)
+			if code != 0 || !strings.Contains(stdout, "ALLOW") {
+				t.Fatalf("verify with sources %s: exit code %d\nstdout:\n%s\nstderr:\n%s", tt.sources, code, stdout, stderr)
+			}
+		})
+	}
+}
+
 func TestTokenCommand(t *testing.T) {
 	clearEnv(t)
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	base := strings.TrimSuffix(iss.URL, "/"+iss.PoolID) // the mint endpoint is at the server root
 	path := writeFile(t, "config.yaml", serviceYAML(iss.URL, iss.JWKSURL()))
 

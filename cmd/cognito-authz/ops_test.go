@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 )
 
 // TestDryRunService: with dry_run on, a deny is answered OK, anonymous, marked for the client and in the
@@ -22,7 +23,7 @@ func TestDryRunService(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	resp, err := extauthz.Check(ctx, s.conn, extauthz.Probe{Method: "GET", Host: "h", Path: "/",
-		Headers: map[string]string{"authorization": "Bearer " + tamper(iss.MustMint(t, iss.Access())), "x-auth-sub": "spoofed"}})
+		Headers: map[string]string{"authorization": "Bearer " + testkit.Tamper(iss.MustMint(t, iss.Access())), "x-auth-sub": "spoofed"}})
 	if err != nil {
 		t.Fatal(err)
 	}

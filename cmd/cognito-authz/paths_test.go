@@ -4,14 +4,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 )
 
 // TestCheckCommandPathBypass: `cognito-authz check` against a running service no longer shows ALLOW for a
 // path that Tomcat serves as an admin route, and reports path_ambiguous when paths.ambiguous is reject.
 func TestCheckCommandPathBypass(t *testing.T) {
 	clearEnv(t)
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	rules := `
 rules:
   - {name: public, match: {path_prefix: /public}, action: allow}

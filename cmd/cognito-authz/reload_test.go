@@ -20,7 +20,9 @@ import (
 	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
 	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
 	"github.com/cognito-authz/cognito-authz/pkg/jwks"
+	"github.com/cognito-authz/cognito-authz/pkg/runtime"
 	"github.com/cognito-authz/cognito-authz/pkg/server"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 )
 
 // configFile renders a config over the dev issuers: the first is pool "main", the others "p1", "p2"...
@@ -53,11 +55,11 @@ func replaceFile(t *testing.T, path, data string) {
 
 type running struct {
 	srv  *server.Server
-	svc  *service
+	rl   *runtime.Reloader
 	conn *grpc.ClientConn
 }
 
-// start serves the config at path, watching it, until the test ends.
+// start serves the config at path, polling it, until the test ends.
 func start(t *testing.T, path string) *running {
 	t.Helper()
 	cfg, err := config.Load(path)
@@ -69,10 +71,9 @@ func start(t *testing.T, path string) *running {
 	done := make(chan error, 1)
 	go func() {
 		done <- serve(ctx, cfg, slog.New(slog.DiscardHandler), serveOptions{
-			load:  func() (*config.Config, error) { return config.Load(path) },
-			watch: path,
-			listening: func(srv *server.Server, svc *service) {
-				up <- &running{srv: srv, svc: svc}
+			loader: &runtime.Loader{Path: path},
+			listening: func(srv *server.Server, rl *runtime.Reloader) {
+				up <- &running{srv: srv, rl: rl}
 			},
 		})
 	}()
@@ -93,7 +94,7 @@ func start(t *testing.T, path string) *running {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.conn.Close() })
-	eventually(t, 10*time.Second, "keys loaded", r.svc.ready)
+	eventually(t, 10*time.Second, "keys loaded", r.rl.Live.Ready)
 	return r
 }
 
@@ -154,25 +155,25 @@ func (r *running) mustCheck(t *testing.T, path, tok string) string {
 	return got
 }
 
-func (r *running) setOf(cfg *config.Config, p config.Pool) *jwks.Set {
-	r.svc.mu.Lock()
-	defer r.svc.mu.Unlock()
-	if ls := r.svc.sets[setKey(cfg, p)]; ls != nil {
-		return ls.set
+// setOf is the key set the current generation uses for the named pool.
+func (r *running) setOf(pool string) *jwks.Set {
+	for _, k := range r.rl.Live.Current().Keys {
+		if k.Pool == pool {
+			return k.Set
+		}
 	}
 	return nil
 }
 
 func TestReload(t *testing.T) {
-	mainIss, other := devissuer.Start(t), devissuer.Start(t)
+	mainIss, other := testkit.Start(t), testkit.Start(t)
 	other.ClientID = "otherclient"
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	replaceFile(t, path, configFile("deny", mainIss))
 	r := start(t, path)
 	tok := mainIss.MustMint(t, mainIss.Access())
 	otherTok := other.MustMint(t, other.Access())
-	mainCfg := r.svc.cur.Load().cfg
-	mainSet := r.setOf(mainCfg, mainCfg.Pools[0])
+	mainSet := r.setOf("main")
 	fetches := mainIss.Fetches()
 
 	if got := r.mustCheck(t, "/flip", tok); got != "rule_denied" {
@@ -184,13 +185,12 @@ func TestReload(t *testing.T) {
 
 	t.Run("file_change_applied", func(t *testing.T) {
 		replaceFile(t, path, configFile("allow", mainIss, other))
-		eventually(t, 10*time.Second, "the watched change to apply", func() bool { got, _ := r.check(t, "/flip", tok); return got == "anonymous" })
-		eventually(t, 10*time.Second, "the new pool's keys", r.svc.ready)
+		eventually(t, 10*time.Second, "the polled change to apply", func() bool { got, _ := r.check(t, "/flip", tok); return got == "anonymous" })
+		eventually(t, 10*time.Second, "the new pool's keys", r.rl.Live.Ready)
 		if got := r.mustCheck(t, "/x", otherTok); got != "allow" {
 			t.Errorf("new pool's token = %s, want allow", got)
 		}
-		cfg := r.svc.cur.Load().cfg
-		if r.setOf(cfg, cfg.Pools[0]) != mainSet {
+		if r.setOf("main") != mainSet {
 			t.Error("the unchanged pool's key set was replaced")
 		}
 		if n := mainIss.Fetches(); n != fetches {
@@ -200,11 +200,11 @@ func TestReload(t *testing.T) {
 
 	t.Run("invalid_change_rejected", func(t *testing.T) {
 		replaceFile(t, path, configFile("allow", mainIss, other)+"rules_typo: []\n")
-		if err := r.svc.reload("test"); err == nil || !strings.Contains(err.Error(), "rules_typo") {
+		if err := r.rl.Reload("test"); err == nil || !strings.Contains(err.Error(), "rules_typo") {
 			t.Fatalf("reload() = %v, want the strict-decoding error", err)
 		}
 		replaceFile(t, path, strings.Replace(configFile("deny", mainIss, other), "default: authenticated", "default: maybe", 1))
-		if err := r.svc.reload("test"); err == nil || !strings.Contains(err.Error(), `default "maybe"`) {
+		if err := r.rl.Reload("test"); err == nil || !strings.Contains(err.Error(), `default "maybe"`) {
 			t.Fatalf("reload() = %v, want the validation error", err)
 		}
 		if got := r.mustCheck(t, "/flip", tok); got != "anonymous" {
@@ -217,20 +217,17 @@ func TestReload(t *testing.T) {
 
 	t.Run("pool_removed", func(t *testing.T) {
 		replaceFile(t, path, configFile("deny", mainIss))
-		if err := r.svc.reload("test"); err != nil {
+		if err := r.rl.Reload("test"); err != nil {
 			t.Fatal(err)
 		}
 		if got := r.mustCheck(t, "/x", otherTok); got != "issuer_unknown" {
 			t.Errorf("removed pool's token = %s, want issuer_unknown", got)
 		}
-		r.svc.mu.Lock()
-		n := len(r.svc.sets)
-		r.svc.mu.Unlock()
-		if n != 1 || !r.svc.ready() {
-			t.Errorf("after removing a pool: %d sets (want 1), ready %v", n, r.svc.ready())
+		n := r.rl.Live.Running()
+		if n != 1 || !r.rl.Live.Ready() {
+			t.Errorf("after removing a pool: %d sets (want 1), ready %v", n, r.rl.Live.Ready())
 		}
-		cfg := r.svc.cur.Load().cfg
-		if r.setOf(cfg, cfg.Pools[0]) != mainSet {
+		if r.setOf("main") != mainSet {
 			t.Error("the unchanged pool's key set was replaced")
 		}
 	})
@@ -239,7 +236,7 @@ func TestReload(t *testing.T) {
 // TestReloadConfigMapSwap updates the config the way Kubernetes updates a mounted ConfigMap: the file is a
 // symlink through ..data, and ..data is swapped to a new directory in one rename.
 func TestReloadConfigMapSwap(t *testing.T) {
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	dir := t.TempDir()
 	version := func(name, flip string) {
 		if err := os.Mkdir(filepath.Join(dir, name), 0o755); err != nil {
@@ -266,15 +263,15 @@ func TestReloadConfigMapSwap(t *testing.T) {
 		t.Fatalf("/flip = %s, want rule_denied", got)
 	}
 	version("..v2", "allow")
-	eventually(t, 10*time.Second, "the swapped ConfigMap to apply", func() bool { got, _ := r.check(t, "/flip", tok); return got == "anonymous" })
+	eventually(t, 30*time.Second, "the swapped ConfigMap to apply", func() bool { got, _ := r.check(t, "/flip", tok); return got == "anonymous" })
 	version("..v3", "deny")
-	eventually(t, 10*time.Second, "the second swap to apply", func() bool { got, _ := r.check(t, "/flip", tok); return got == "rule_denied" })
+	eventually(t, 30*time.Second, "the second swap to apply", func() bool { got, _ := r.check(t, "/flip", tok); return got == "rule_denied" })
 }
 
 // TestReloadUnderLoad reloads many times while clients keep asking over both transports: every request is
 // answered, requests whose answer no reload changes always get it, and /flip gets the old or the new answer.
 func TestReloadUnderLoad(t *testing.T) {
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	replaceFile(t, path, configFile("deny", iss))
 	r := start(t, path)
@@ -325,19 +322,19 @@ func TestReloadUnderLoad(t *testing.T) {
 		eventually(t, 10*time.Second, "requests under this config", func() bool { return total.Load() >= target })
 		flip := []string{"allow", "deny"}[i%2]
 		replaceFile(t, path, configFile(flip, iss))
-		if err := r.svc.reload("test"); err != nil {
+		if err := r.rl.Reload("test"); err != nil {
 			t.Errorf("reload %d: %v", i, err)
 		}
 		if i == 10 {
 			// An invalid file in the middle of it all changes nothing.
 			replaceFile(t, path, "pools: []\n")
-			if err := r.svc.reload("test"); err == nil {
+			if err := r.rl.Reload("test"); err == nil {
 				t.Error("reload of an invalid file succeeded")
 			}
 		}
 	}
 	replaceFile(t, path, configFile("allow", iss))
-	if err := r.svc.reload("test"); err != nil {
+	if err := r.rl.Reload("test"); err != nil {
 		t.Fatal(err)
 	}
 	if got := r.mustCheck(t, "/flip", tok); got != "anonymous" {

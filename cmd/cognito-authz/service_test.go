@@ -20,7 +20,9 @@ import (
 	"github.com/cognito-authz/cognito-authz/pkg/config"
 	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
 	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
+	"github.com/cognito-authz/cognito-authz/pkg/runtime"
 	"github.com/cognito-authz/cognito-authz/pkg/server"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 )
 
 // syncBuffer is a log sink many goroutines write to.
@@ -51,7 +53,7 @@ type issuer struct {
 
 func startIssuer(t *testing.T) *issuer {
 	t.Helper()
-	iss := &issuer{Issuer: devissuer.Start(t)} // the shared test key
+	iss := &issuer{Issuer: testkit.Start(t)} // the shared test key
 	iss.srv = httptest.NewServer(iss.Issuer)
 	iss.addr = iss.srv.Listener.Addr().String()
 	iss.URL = iss.srv.URL + "/" + iss.PoolID
@@ -119,7 +121,7 @@ func startOps(t *testing.T, cfg *config.Config) *opsService {
 	bound := make(chan *server.Server, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(ctx, cfg, log, serveOptions{listening: func(srv *server.Server, _ *service) { bound <- srv }})
+		done <- serve(ctx, cfg, log, serveOptions{listening: func(srv *server.Server, _ *runtime.Reloader) { bound <- srv }})
 	}()
 	select {
 	case s.srv = <-bound:

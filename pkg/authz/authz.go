@@ -65,15 +65,48 @@ type IdentityHeaders struct {
 	Claims                                                         map[string]string // claim → header
 }
 
-// names lists every configured header name, fixed fields first, then claims in claim order.
-func (h IdentityHeaders) names() []string {
-	all := []string{h.Sub, h.Username, h.Groups, h.Scopes, h.ClientID, h.TokenUse, h.Email, h.Pool}
-	for _, c := range slices.Sorted(maps.Keys(h.Claims)) {
-		all = append(all, h.Claims[c])
+// IdentityField is one fact of a verified token that goes upstream as a header. IdentityFields is the one
+// ordered list of them: config decoding and validation, header building, the cache's weight estimate and
+// anonymous removal all iterate it, so adding a header is one line there (and its field above).
+type IdentityField struct {
+	Key     string                         // its key under identity: in the config file
+	Default string                         // its default header name
+	Name    func(*IdentityHeaders) *string // where its header name is kept
+	value   func(*token.Identity) string   // its header value
+	list    bool                           // value joins a list (weighed per item by the cache)
+}
+
+// IdentityFields lists the identity headers in the order they are set and removed.
+var IdentityFields = []IdentityField{
+	{Key: "sub", Default: "x-auth-sub", Name: func(h *IdentityHeaders) *string { return &h.Sub }, value: func(id *token.Identity) string { return id.Subject }},
+	{Key: "username", Default: "x-auth-username", Name: func(h *IdentityHeaders) *string { return &h.Username }, value: func(id *token.Identity) string { return id.Username }},
+	{Key: "groups", Default: "x-auth-groups", Name: func(h *IdentityHeaders) *string { return &h.Groups }, value: func(id *token.Identity) string { return joinGroups(id.Groups) }, list: true},
+	{Key: "scopes", Default: "x-auth-scopes", Name: func(h *IdentityHeaders) *string { return &h.Scopes }, value: func(id *token.Identity) string { return id.Scope }},
+	{Key: "client_id", Default: "x-auth-client-id", Name: func(h *IdentityHeaders) *string { return &h.ClientID }, value: func(id *token.Identity) string { return id.ClientID }},
+	{Key: "token_use", Default: "x-auth-token-use", Name: func(h *IdentityHeaders) *string { return &h.TokenUse }, value: func(id *token.Identity) string { return id.TokenUse }},
+	{Key: "email", Default: "x-auth-email", Name: func(h *IdentityHeaders) *string { return &h.Email }, value: func(id *token.Identity) string { return id.Email }},
+	{Key: "pool", Default: "x-auth-pool", Name: func(h *IdentityHeaders) *string { return &h.Pool }, value: func(id *token.Identity) string { return id.Pool }},
+}
+
+// DefaultIdentityHeaders names every identity header by its default name, and no claims.
+func DefaultIdentityHeaders() IdentityHeaders {
+	var h IdentityHeaders
+	for _, f := range IdentityFields {
+		*f.Name(&h) = f.Default
 	}
-	out := all[:0]
-	for _, n := range all {
-		if n != "" {
+	return h
+}
+
+// Names lists every configured header name, fixed fields first, then claims in claim order.
+func (h IdentityHeaders) Names() []string {
+	var out []string
+	for _, f := range IdentityFields {
+		if n := *f.Name(&h); n != "" {
+			out = append(out, n)
+		}
+	}
+	for _, c := range slices.Sorted(maps.Keys(h.Claims)) {
+		if n := h.Claims[c]; n != "" {
 			out = append(out, n)
 		}
 	}
@@ -89,9 +122,11 @@ type Options struct {
 	Sources  []token.Source // default: Authorization: Bearer
 	MaxBytes int            // token length bound, default 8 KiB
 	Headers  IdentityHeaders
-	// ForwardToken false removes the Authorization header before the request reaches the upstream.
+	// ForwardToken false keeps the token from the upstream wherever it was read: Authorization and every
+	// header source are removed, and the Cookie header is rewritten without the cookie sources' cookies.
 	ForwardToken bool
-	// DryRun answers every deny as an allow, marked (see Observed); per-rule dry runs use Authorizer.DryRun.
+	// DryRun answers every deny as an allow, marked (see Authorizer.DryRun), as a rule's DryRun does for
+	// that rule's denies. Check applies both, after its cancellation guard.
 	DryRun bool
 	// Cache bounds the verified-token cache; the zero value turns it off.
 	Cache CacheOptions
@@ -106,7 +141,9 @@ type Authorizer struct {
 	names     []string                 // every identity header
 	denies    map[Reason]Decision      // prebuilt: bodies and headers are fixed per reason
 	forbidden [len(forbidden)]Decision // prebuilt, by policy.Unmet
-	anonymous []string                 // what an anonymous allow removes: every identity header (and authorization)
+	anonymous []string                 // what an anonymous allow removes: every identity header (and the token's headers)
+	stripped  []string                 // forward_token false: the headers a token is read from (authorization first)
+	cookies   []string                 // forward_token false: the cookies a token is read from
 	cache     *tokenCache              // nil: off
 }
 
@@ -134,7 +171,7 @@ func New(opts Options) (*Authorizer, error) {
 		}
 		opts.Policy = p
 	}
-	a := &Authorizer{opts: opts, names: opts.Headers.names(), denies: map[Reason]Decision{}}
+	a := &Authorizer{opts: opts, names: opts.Headers.Names(), denies: map[Reason]Decision{}}
 	for r, info := range reasonInfo {
 		a.denies[r] = denial(info.outcome, r, info.text)
 	}
@@ -148,10 +185,18 @@ func New(opts Options) (*Authorizer, error) {
 		}
 		a.forbidden[u] = denial(Forbidden, f.reason, text)
 	}
-	a.anonymous = slices.Clone(a.names)
 	if !opts.ForwardToken {
-		a.anonymous = append(a.anonymous, "authorization")
+		a.stripped = []string{token.AuthorizationHeader}
+		for _, s := range opts.Sources {
+			switch {
+			case s.Cookie != "" && !slices.Contains(a.cookies, s.Cookie):
+				a.cookies = append(a.cookies, s.Cookie)
+			case s.Header != "" && !slices.Contains(a.stripped, s.Header):
+				a.stripped = append(a.stripped, s.Header)
+			}
+		}
 	}
+	a.anonymous = slices.Concat(a.names, a.stripped)
 	a.anonymous = slices.Clip(a.anonymous) // a caller appending to Remove must not write into the shared array
 	// The cache reads the verifier's clock: an entry stops serving at the instant the token stops verifying.
 	c, err := newTokenCache(opts.Cache, opts.Verifier.Now)
@@ -180,34 +225,63 @@ func denial(o Outcome, r Reason, text string) Decision {
 // Check decides one request. It never panics and never blocks longer than ctx allows; every path that is
 // not an allow the matched rule grants is a deny (fail closed).
 //
-// When the readings of the path select several rules (policy.Select: the upstream may serve any of those
-// routes), the request is judged by each of them and allowed only if every one allows it: the first deny
-// (the normal reading's rule first, then in policy order) is the answer, and of the allows, the one of the
-// strictest rule. With RejectAmbiguousPaths such a request is refused with path_ambiguous instead.
+// Cross-cutting modes are applied here, once, after the cancellation guard: a request the caller gave up on
+// is denied request_cancelled whatever the mode (its answer is not used, but it must never be an allow, nor
+// be counted as a missing key); then a dry run (global, Options.DryRun, or the deciding rule's) answers a
+// deny as a marked allow.
 func (a *Authorizer) Check(ctx context.Context, r *Request) Decision {
+	d, rule := a.judge(ctx, r)
+	if err := ctx.Err(); err != nil {
+		// Also after judging: a verification cut short by the cancel fails with the key set's error.
+		return a.deny(rule, ReasonRequestCancelled, err)
+	}
+	if !d.Allowed() && (a.opts.DryRun || rule.DryRun) {
+		d = a.DryRun(d)
+	}
+	if d.Allowed() && len(a.cookies) > 0 {
+		a.stripCookies(r, &d)
+	}
+	return d
+}
+
+// judge decides r by every rule the readings of its path select (policy.Select: the upstream may serve
+// any of those routes), and returns the decision with the rule that made it. The request is allowed only
+// if every rule allows it: the first deny of a rule not in dry run (the normal reading's rule first, then
+// in policy order) is the answer; failing that, the first deny of a rule in dry run (so a rule being
+// rolled out never hides the deny of one that is not); and of the allows, the strictest rule's. With
+// RejectAmbiguousPaths a path whose readings select several rules is refused with path_ambiguous instead.
+func (a *Authorizer) judge(ctx context.Context, r *Request) (Decision, *policy.Rule) {
 	if r.Invalid != nil {
-		return a.deny(&policy.Rule{}, ReasonForwardedInvalid, r.Invalid)
+		rule := &policy.Rule{}
+		return a.deny(rule, ReasonForwardedInvalid, r.Invalid), rule
 	}
 	rules := a.opts.Policy.Select(&policy.Request{Method: r.Method, Host: r.Host, Path: r.Path, ContextExtensions: r.ContextExtensions})
 	if len(rules) > 1 && a.opts.RejectAmbiguousPaths {
-		return a.deny(rules[0], ReasonPathAmbiguous, fmt.Errorf("%w: %s", errAmbiguous, ruleNames(rules)))
+		return a.deny(rules[0], ReasonPathAmbiguous, fmt.Errorf("%w: %s", errAmbiguous, ruleNames(rules))), rules[0]
 	}
 	var c credential
-	var best Decision
+	var best, dry Decision
+	var bestRule, dryRule *policy.Rule
 	bestRank := -1
 	for _, rule := range rules {
 		d := a.decide(ctx, r, rule, &c)
-		if rule.DryRun && !d.Allowed() && ctx.Err() == nil {
-			d = a.DryRun(d) // the rule is being rolled out: answer its denies as marked allows
-		}
 		if !d.Allowed() {
-			return d
+			if !rule.DryRun {
+				return d, rule
+			}
+			if dryRule == nil {
+				dry, dryRule = d, rule
+			}
+			continue
 		}
 		if s := strictness(rule.Action); s > bestRank {
-			best, bestRank = d, s
+			best, bestRule, bestRank = d, rule, s
 		}
 	}
-	return best
+	if dryRule != nil {
+		return dry, dryRule
+	}
+	return best, bestRule
 }
 
 // strictness orders the actions that can allow: an optional rule still refuses an invalid token, an
@@ -248,11 +322,28 @@ func (a *Authorizer) credential(ctx context.Context, r *Request, c *credential) 
 	}
 }
 
+// stripCookies keeps the token cookies of an allowed request from the upstream (forward_token false): the
+// Cookie header is set without them, or removed when nothing else is left. Only a request that carries one
+// pays for it.
+func (a *Authorizer) stripCookies(r *Request, d *Decision) {
+	line := r.Headers.Get("cookie")
+	if line == "" {
+		return
+	}
+	rest, dropped := token.WithoutCookies(line, a.cookies)
+	switch {
+	case !dropped:
+	case rest == "":
+		d.Remove = append(slices.Clip(d.Remove), "cookie") // Remove may be shared: Clip makes append copy
+	default:
+		d.Headers = append(slices.Clip(d.Headers), Header{"cookie", rest})
+	}
+}
+
 // decide applies one rule to the request; c holds the request's credential once looked at.
 func (a *Authorizer) decide(ctx context.Context, r *Request, rule *policy.Rule, c *credential) Decision {
 	if err := ctx.Err(); err != nil {
-		// Envoy gave up on us: whatever we answer is not used, but never allow on a cancelled request.
-		return a.deny(rule, ReasonKeysUnavailable, err)
+		return a.deny(rule, ReasonRequestCancelled, err) // Check's guard says the same; verifying would be wasted work
 	}
 	switch rule.Action {
 	case policy.Deny:
@@ -354,20 +445,13 @@ func (a *Authorizer) identityHeaders(id *token.Identity) (set []Header, remove [
 		}
 		set = append(set, Header{name, value})
 	}
-	add(h.Sub, id.Subject)
-	add(h.Username, id.Username)
-	add(h.Groups, joinGroups(id.Groups))
-	add(h.Scopes, id.Scope)
-	add(h.ClientID, id.ClientID)
-	add(h.TokenUse, id.TokenUse)
-	add(h.Email, id.Email)
-	add(h.Pool, id.Pool)
+	for _, f := range IdentityFields {
+		add(*f.Name(&h), f.value(id))
+	}
 	for _, c := range slices.Sorted(maps.Keys(h.Claims)) {
 		add(h.Claims[c], strings.Join(id.Claims[c], ","))
 	}
-	if !a.opts.ForwardToken {
-		remove = append(remove, "authorization")
-	}
+	remove = append(remove, a.stripped...)
 	// Both may be shared by many Decisions (the cache): clip them so an append can never write into them.
 	return slices.Clip(set), slices.Clip(remove)
 }

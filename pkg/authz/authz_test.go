@@ -13,6 +13,7 @@ import (
 
 	"github.com/cognito-authz/cognito-authz/pkg/authz"
 	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
 
@@ -31,9 +32,9 @@ func newAuthorizer(t *testing.T, forward bool) (*devissuer.Issuer, *authz.Author
 // with opts; Verifier and Headers are filled in.
 func newAuthorizerWith(t *testing.T, opts authz.Options) (*devissuer.Issuer, *authz.Authorizer) {
 	t.Helper()
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	v, err := token.NewVerifier([]token.Pool{{Name: "main", Issuers: []string{iss.URL}, ClientIDs: []string{iss.ClientID},
-		TokenUse: "any", Keys: loadedSet(t, iss)}}, token.WithClaims("custom:tenant"))
+		TokenUse: "any", Keys: testkit.LoadedSet(t, iss)}}, token.WithClaims("custom:tenant"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,6 +134,61 @@ func TestForwardTokenFalse(t *testing.T) {
 	}
 }
 
+// TestForwardTokenFalseEverySource: with forward_token false the token never reaches the upstream, wherever
+// it was read: a header source is removed like Authorization, and the cookie header is rewritten without the
+// token cookies (other cookies stay), or removed when nothing else is left. Dry-run allows strip it too.
+func TestForwardTokenFalseEverySource(t *testing.T) {
+	t.Parallel()
+	sources := []token.Source{token.BearerSource, {Cookie: "id_token"}, {Header: "x-amzn-oidc-accesstoken"}}
+	iss, a := newAuthorizerWith(t, authz.Options{Sources: sources})
+	_, dry := newAuthorizerWith(t, authz.Options{Sources: sources, DryRun: true})
+	tok := iss.MustMint(t, iss.Access())
+	tests := []struct {
+		name       string
+		a          *authz.Authorizer
+		headers    token.HeaderMap
+		wantCookie string // the cookie header set for the upstream; "" when not set
+		wantRemove []string
+	}{
+		{name: "cookie_others_kept", a: a, headers: token.HeaderMap{"cookie": "theme=dark; id_token=" + tok + "; lang=en"},
+			wantCookie: "theme=dark; lang=en", wantRemove: []string{"authorization", "x-amzn-oidc-accesstoken"}},
+		{name: "cookie_alone_removed", a: a, headers: token.HeaderMap{"cookie": "id_token=" + tok},
+			wantRemove: []string{"authorization", "x-amzn-oidc-accesstoken", "cookie"}},
+		{name: "alb_header", a: a, headers: token.HeaderMap{"x-amzn-oidc-accesstoken": tok},
+			wantRemove: []string{"authorization", "x-amzn-oidc-accesstoken"}},
+		{name: "cookie_on_a_dry_run_allow", a: dry, headers: token.HeaderMap{"cookie": "id_token=" + testkit.Tamper(tok) + "; theme=dark"},
+			wantCookie: "theme=dark", wantRemove: []string{"authorization", "x-amzn-oidc-accesstoken"}},
+		{name: "no_token_cookie_untouched", a: a, headers: token.HeaderMap{"cookie": "theme=dark", "authorization": "Bearer " + tok},
+			wantRemove: []string{"authorization", "x-amzn-oidc-accesstoken"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			d := tt.a.Check(t.Context(), &authz.Request{Method: "GET", Path: "/", Headers: tt.headers})
+			if !d.Allowed() {
+				t.Fatalf("denied: %s (%v)", d.Reason, d.Err)
+			}
+			cookie := ""
+			for _, h := range d.Headers {
+				if h.Name == "cookie" {
+					cookie = h.Value
+				}
+			}
+			if cookie != tt.wantCookie {
+				t.Errorf("cookie set = %q, want %q", cookie, tt.wantCookie)
+			}
+			for _, h := range tt.wantRemove {
+				if !slices.Contains(d.Remove, h) {
+					t.Errorf("Remove = %v, want it to hold %s", d.Remove, h)
+				}
+			}
+			if got, want := slices.Contains(d.Remove, "cookie"), slices.Contains(tt.wantRemove, "cookie"); got != want {
+				t.Errorf("Remove = %v: cookie removed %v, want %v", d.Remove, got, want)
+			}
+		})
+	}
+}
+
 func TestDenies(t *testing.T) {
 	iss, a := newAuthorizer(t, true)
 	expired := iss.Access()
@@ -151,7 +207,7 @@ func TestDenies(t *testing.T) {
 		{name: "too_large", req: bearer(strings.Repeat("a", 9000)), wantReason: authz.ReasonTokenTooLarge, wantStatus: 401},
 		{name: "expired", req: bearer(iss.MustMint(t, expired)), wantReason: authz.ReasonTokenExpired, wantStatus: 401},
 		{name: "cancelled_request_never_allowed", ctx: cancelled, req: bearer(iss.MustMint(t, iss.Access())),
-			wantReason: authz.ReasonKeysUnavailable, wantStatus: 503},
+			wantReason: authz.ReasonRequestCancelled, wantStatus: 503},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -181,10 +181,12 @@ func weigh(e *entry) uint32 {
 		n += slotBytes(e.headers, e.remove)
 	}
 	if id := e.id; id != nil {
-		for _, s := range [...]string{id.Pool, id.Subject, id.Username, id.ClientID, id.TokenUse, id.Email,
-			id.Scope, id.JTI, id.KID} {
-			n += roundUp(len(s))
+		for _, f := range IdentityFields {
+			if !f.list {
+				n += roundUp(len(f.value(id)))
+			}
 		}
+		n += roundUp(len(id.JTI)) + roundUp(len(id.KID))
 		for _, g := range id.Groups {
 			n += 16 + roundUp(len(g)) + len(g) + 1 // the slice item, the string, its share of the joined header
 		}

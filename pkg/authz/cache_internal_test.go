@@ -27,7 +27,7 @@ func TestCacheEntryCost(t *testing.T) {
 	a := &Authorizer{opts: Options{ForwardToken: true, Headers: IdentityHeaders{Sub: "x-auth-sub", Username: "x-auth-username",
 		Groups: "x-auth-groups", Scopes: "x-auth-scopes", ClientID: "x-auth-client-id", TokenUse: "x-auth-token-use",
 		Email: "x-auth-email", Pool: "x-auth-pool"}}}
-	a.names = a.opts.Headers.names()
+	a.names = a.opts.Headers.Names()
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)

@@ -16,6 +16,7 @@ import (
 	"github.com/cognito-authz/cognito-authz/pkg/authz"
 	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
 	"github.com/cognito-authz/cognito-authz/pkg/jwks"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
 
@@ -40,7 +41,7 @@ type cacheFixture struct {
 
 func newCached(t testing.TB, opts authz.CacheOptions) *cacheFixture {
 	t.Helper()
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	set, err := jwks.New(jwks.Options{URL: iss.JWKSURL(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -132,10 +133,7 @@ func TestCacheKeyRemoved(t *testing.T) {
 	if !f.a.Cached(tok) {
 		t.Fatal("not cached")
 	}
-	rotated, err := devissuer.NewKey("rotated-key")
-	if err != nil {
-		t.Fatal(err)
-	}
+	rotated := testkit.Key(t, 1, "rotated-key")
 	f.iss.SetKeys(rotated, rotated)
 	if err := f.set.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
@@ -176,10 +174,7 @@ func TestCacheNegative(t *testing.T) {
 		t.Fatal("negative entry served past NegativeTTL")
 	}
 
-	stranger, err := devissuer.NewKey("unknown-kid")
-	if err != nil {
-		t.Fatal(err)
-	}
+	stranger := testkit.Key(t, 2, "unknown-kid")
 	c := f.iss.Access()
 	c["iat"], c["exp"] = t0.Unix(), t0.Add(time.Hour).Unix()
 	unknown, err := devissuer.Sign(stranger, nil, c)
@@ -194,7 +189,7 @@ func TestCacheNegative(t *testing.T) {
 
 func TestCacheKeysUnavailableNotCached(t *testing.T) {
 	t.Parallel()
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	set, err := jwks.New(jwks.Options{URL: "http://127.0.0.1:1/jwks.json", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

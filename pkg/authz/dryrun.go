@@ -7,21 +7,16 @@ package authz
 const DryRunHeader = "x-auth-dry-run"
 
 // DryRun turns a deny into the allow a dry run answers: the request proceeds as an anonymous one (every
-// identity header removed, Authorization removed unless forwarded, so nothing unverified reaches the
+// identity header removed, the token's headers removed unless forwarded, so nothing unverified reaches the
 // upstream) while Reason, Rule, Err and Identity stay the deny's for the logs, metrics and dynamic
-// metadata, and WouldBe keeps its outcome. An allow is returned unchanged. Global dry run (Options.DryRun)
-// is applied by Observed; a per-rule dry run calls this where the rule's deny is made.
+// metadata, and WouldBe keeps its outcome. An allow is returned unchanged. Check calls it for global
+// (Options.DryRun) and per-rule dry runs alike, after its cancellation guard.
 func (a *Authorizer) DryRun(d Decision) Decision {
 	if d.Allowed() {
 		return d
 	}
-	remove := make([]string, 0, len(a.names)+1)
-	remove = append(remove, a.names...)
-	if !a.opts.ForwardToken {
-		remove = append(remove, "authorization")
-	}
 	return Decision{
-		Outcome: Allow, Reason: d.Reason, Description: d.Description, Remove: remove,
+		Outcome: Allow, Reason: d.Reason, Description: d.Description, Remove: a.anonymous,
 		Identity: d.Identity, Rule: d.Rule, Err: d.Err, DryRun: true, WouldBe: d.Outcome,
 	}
 }

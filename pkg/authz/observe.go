@@ -18,8 +18,9 @@ type Observer interface {
 	ObserveCheck(transport, outcome, reason, rule string, took time.Duration)
 }
 
-// Observed is how a transport asks the current Authorizer: it applies the global dry run, then counts,
-// times and logs the decision. One Observed serves one transport ("grpc", "http").
+// Observed is how a transport asks the current Authorizer: it counts, times and logs the decision, and
+// changes nothing in it (dry run and the cancellation guard are the Authorizer's, see Check). One Observed
+// serves one transport ("grpc", "http").
 type Observed struct {
 	current   func() *Authorizer
 	transport string
@@ -41,9 +42,6 @@ func (o *Observed) Check(ctx context.Context, r *Request) Decision {
 	start := time.Now()
 	a := o.current()
 	d := a.Check(ctx, r)
-	if a.opts.DryRun && !d.Allowed() {
-		d = a.DryRun(d)
-	}
 	if o.obs != nil {
 		o.obs.ObserveCheck(o.transport, d.Label(), string(d.Reason), d.Rule, time.Since(start))
 	}

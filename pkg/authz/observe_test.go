@@ -17,6 +17,7 @@ import (
 	"github.com/cognito-authz/cognito-authz/pkg/authz"
 	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
 	"github.com/cognito-authz/cognito-authz/pkg/jwks"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
 
@@ -154,19 +155,44 @@ func TestObservedLogsAllowsAtDebugOnly(t *testing.T) {
 	}
 }
 
-func TestObservedDeniesCancelled(t *testing.T) {
+// TestCancelledNeverAllowed: a request Envoy gave up on is denied request_cancelled whatever the mode,
+// global dry run included, is counted as such (never as keys_unavailable), and is not a dry-run allow.
+func TestCancelledNeverAllowed(t *testing.T) {
 	t.Parallel()
-	iss, a := newDryRunAuthorizer(t, false, true)
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	o := authz.NewObserved(func() *authz.Authorizer { return a }, "grpc", nil, slog.New(slog.DiscardHandler))
-	if d := o.Check(ctx, bearer(iss.MustMint(t, iss.Access()))); d.Allowed() {
-		t.Fatal("allowed a cancelled request")
+	for _, tt := range []struct {
+		name   string
+		dryRun bool
+		token  bool
+	}{
+		{name: "valid_token", token: true},
+		{name: "valid_token_global_dry_run", dryRun: true, token: true},
+		{name: "no_token_global_dry_run", dryRun: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			iss, a := newDryRunAuthorizer(t, tt.dryRun, true)
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			rec := &recorder{}
+			o := authz.NewObserved(func() *authz.Authorizer { return a }, "grpc", rec, slog.New(slog.DiscardHandler))
+			r := &authz.Request{Method: "GET", Path: "/", Headers: token.HeaderMap{}}
+			if tt.token {
+				r = bearer(iss.MustMint(t, iss.Access()))
+			}
+			for _, d := range []authz.Decision{o.Check(ctx, r), a.Check(ctx, r)} {
+				if d.Allowed() || d.DryRun || d.Reason != authz.ReasonRequestCancelled {
+					t.Fatalf("cancelled: allowed %v dry_run %v reason %s, want a deny request_cancelled", d.Allowed(), d.DryRun, d.Reason)
+				}
+			}
+			if diff := cmp.Diff([]observation{{"grpc", "unavailable", "request_cancelled", "default"}}, rec.got); diff != "" {
+				t.Errorf("observations mismatch (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
 func BenchmarkObservedAllow(b *testing.B) {
-	iss := devissuer.Start(b)
+	iss := testkit.Start(b)
 	set, _ := jwks.New(jwks.Options{URL: iss.JWKSURL()})
 	if err := set.Refresh(b.Context()); err != nil {
 		b.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"github.com/cognito-authz/cognito-authz/pkg/authz"
 	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
 	"github.com/cognito-authz/cognito-authz/pkg/policy"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
 
@@ -31,12 +32,12 @@ type pathFixture struct {
 
 func newPathFixture(t testing.TB, opts authz.Options) *pathFixture {
 	t.Helper()
-	f := &pathFixture{iss: devissuer.Start(t)}
+	f := &pathFixture{iss: testkit.Start(t)}
 	p, err := policy.New(pathRules, policy.Authenticated)
 	if err != nil {
 		t.Fatal(err)
 	}
-	set := loadedSet(t, f.iss)
+	set := testkit.LoadedSet(t, f.iss)
 	v, err := token.NewVerifier([]token.Pool{{Name: "main", Issuers: []string{f.iss.URL}, ClientIDs: []string{f.iss.ClientID},
 		TokenUse: "any", Keys: set}})
 	if err != nil {

@@ -47,6 +47,7 @@ const (
 	ReasonIssuerUnknown    Reason = "issuer_unknown"      // iss is no configured pool's
 	ReasonKeyUnknown       Reason = "key_unknown"         // kid not in the pool's JWKS, even after a refresh
 	ReasonKeysUnavailable  Reason = "keys_unavailable"    // the pool's JWKS was never loaded (503)
+	ReasonRequestCancelled Reason = "request_cancelled"   // the caller gave up (deadline or cancel) before the decision was made
 	ReasonSignatureInvalid Reason = "signature_invalid"   // the signature does not verify
 	ReasonTokenExpired     Reason = "token_expired"       // exp plus leeway has passed
 	ReasonTokenNotYetValid Reason = "token_not_yet_valid" // nbf or iat is in the future
@@ -71,7 +72,7 @@ const (
 // Reasons lists every reason, in the order of the README's table.
 var Reasons = []Reason{
 	ReasonOK, ReasonAnonymous, ReasonTokenMissing, ReasonTokenMalformed, ReasonTokenTooLarge, ReasonAlgNotAllowed,
-	ReasonKIDMissing, ReasonHeaderNotAllowed, ReasonIssuerUnknown, ReasonKeyUnknown, ReasonKeysUnavailable,
+	ReasonKIDMissing, ReasonHeaderNotAllowed, ReasonIssuerUnknown, ReasonKeyUnknown, ReasonKeysUnavailable, ReasonRequestCancelled,
 	ReasonSignatureInvalid, ReasonTokenExpired, ReasonTokenNotYetValid, ReasonClaimsInvalid,
 	ReasonTokenUseMismatch, ReasonClientMismatch,
 	ReasonRuleDenied, ReasonPoolNotAllowed, ReasonGroupRequired, ReasonScopeRequired, ReasonClaimRequired,
@@ -96,6 +97,7 @@ var reasonInfo = map[Reason]struct {
 	ReasonIssuerUnknown:    {Unauthenticated, "the token was not issued by a trusted user pool"},
 	ReasonKeyUnknown:       {Unauthenticated, "the token is signed with an unknown key"},
 	ReasonKeysUnavailable:  {Unavailable, "the signing keys of the token's user pool are not available yet"},
+	ReasonRequestCancelled: {Unavailable, "the request was cancelled before it was decided"},
 	ReasonSignatureInvalid: {Unauthenticated, "the token signature is invalid"},
 	ReasonTokenExpired:     {Unauthenticated, "the token has expired"},
 	ReasonTokenNotYetValid: {Unauthenticated, "the token is not valid yet"},

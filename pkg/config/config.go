@@ -1,7 +1,9 @@
 // Package config is the service's YAML file: its schema, defaults, environment overrides, strict decoding
-// and one validation pass that reports every problem at once.
+// and one validation pass of its shape that reports every problem at once.
 //
-// Only cmd imports this package: it maps a Config onto the options of the packages it wires together.
+// What the route rules mean is checked where they are compiled, by policy.New: pkg/runtime runs both and
+// names every problem by its key path. Only cmd and runtime import this package: runtime maps a Config
+// onto the options of the packages it builds.
 package config
 
 import (
@@ -18,6 +20,9 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cognito-authz/cognito-authz/pkg/authz"
+	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
 
 // Config is the whole file.
@@ -33,7 +38,8 @@ type Config struct {
 	Paths    Paths    `yaml:"paths"`   // how a path whose readings select different rules is judged
 	Default  string   `yaml:"default"` // authenticated | allow | deny: what applies when no rule matches
 	// DryRun answers every deny as an allow marked x-auth-dry-run, still logged and counted (see ops.go).
-	DryRun bool `yaml:"dry_run"`
+	DryRun bool   `yaml:"dry_run"`
+	Reload Reload `yaml:"reload"`
 	// DynamicMetadata chooses what the gRPC answer's dynamic_metadata carries beyond outcome, reason, rule
 	// and dry_run.
 	DynamicMetadata DynamicMetadata `yaml:"dynamic_metadata"`
@@ -44,6 +50,12 @@ type DynamicMetadata struct {
 	// Identity adds the verified token's sub, client_id, token_use and pool, for Envoy's access log. Off by
 	// default: the upstream gets them as headers, and every Envoy decodes the metadata of every answer.
 	Identity bool `yaml:"identity"`
+}
+
+// Reload controls how the file is re-read while the service runs (SIGHUP always reloads too).
+type Reload struct {
+	// Interval is how often the file's content hash is compared with the one applied; 0s turns polling off.
+	Interval Duration `yaml:"interval"`
 }
 
 // Server holds the listen addresses.
@@ -243,34 +255,51 @@ type Pool struct {
 	JWKSURL    string   `yaml:"jwks_url"`  // override
 }
 
-// Identity maps identity facts onto the request headers the upstream receives.
+// Identity maps identity facts onto the request headers the upstream receives. Its keys are those of
+// authz.IdentityFields (sub, username, groups, ...), plus claims and forward_token.
 type Identity struct {
-	Sub          string            `yaml:"sub"`
-	Username     string            `yaml:"username"`
-	Groups       string            `yaml:"groups"`
-	Scopes       string            `yaml:"scopes"`
-	ClientID     string            `yaml:"client_id"`
-	TokenUse     string            `yaml:"token_use"`
-	Email        string            `yaml:"email"`
-	Pool         string            `yaml:"pool"`
-	Claims       map[string]string `yaml:"claims"` // claim name → header name, e.g. custom:tenant → x-auth-tenant
-	ForwardToken *bool             `yaml:"forward_token"`
+	authz.IdentityHeaders // claims: claim name → header name, e.g. custom:tenant → x-auth-tenant
+	ForwardToken          *bool
+}
+
+// UnmarshalYAML decodes identity: strictly, by the keys of authz.IdentityFields, over what is already set
+// (the defaults).
+func (id *Identity) UnmarshalYAML(n *yaml.Node) error {
+	var raw map[string]yaml.Node
+	if err := n.Decode(&raw); err != nil {
+		return err
+	}
+	for _, k := range slices.Sorted(maps.Keys(raw)) {
+		v := raw[k]
+		var err error
+		switch i := slices.IndexFunc(authz.IdentityFields, func(f authz.IdentityField) bool { return f.Key == k }); {
+		case i >= 0:
+			err = v.Decode(authz.IdentityFields[i].Name(&id.IdentityHeaders))
+		case k == "claims":
+			err = v.Decode(&id.Claims)
+		case k == "forward_token":
+			err = v.Decode(&id.ForwardToken)
+		default:
+			err = fmt.Errorf("line %d: field %s not found in identity", v.Line, k)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MarshalYAML writes identity: as UnmarshalYAML reads it.
+func (id Identity) MarshalYAML() (any, error) {
+	m := map[string]any{"claims": id.Claims, "forward_token": id.ForwardToken}
+	for _, f := range authz.IdentityFields {
+		m[f.Key] = *f.Name(&id.IdentityHeaders)
+	}
+	return m, nil
 }
 
 // Headers lists every configured identity header name, fixed fields first, then claims in name order.
-func (id Identity) Headers() []string {
-	hs := []string{id.Sub, id.Username, id.Groups, id.Scopes, id.ClientID, id.TokenUse, id.Email, id.Pool}
-	for _, c := range slices.Sorted(maps.Keys(id.Claims)) {
-		hs = append(hs, id.Claims[c])
-	}
-	out := hs[:0]
-	for _, h := range hs {
-		if h != "" {
-			out = append(out, h)
-		}
-	}
-	return out
-}
+func (id Identity) Headers() []string { return id.IdentityHeaders.Names() }
 
 // Duration is a time.Duration written as "30s" or "1h" in YAML.
 type Duration time.Duration
@@ -307,7 +336,7 @@ func Default() Config {
 			Keepalive: Keepalive{Time: Duration(time.Minute), Timeout: Duration(20 * time.Second), MinTime: Duration(10 * time.Second), PermitWithoutStream: true}},
 		Log: Log{Level: "info", Format: "json"},
 		Token: Token{MaxBytes: 8 << 10, Leeway: Duration(30 * time.Second),
-			Sources: []TokenSource{{Header: "authorization", Prefix: "Bearer "}}},
+			Sources: []TokenSource{{Header: token.AuthorizationHeader, Prefix: "Bearer "}}},
 		JWKS: JWKS{
 			RefreshInterval:  Duration(time.Hour),
 			UnknownKIDWindow: Duration(time.Minute),
@@ -316,20 +345,11 @@ func Default() Config {
 		// 100 000 tokens, or 12 MiB of entries (about 11 000 Cognito access tokens at ~1.1 KiB each) if that
 		// comes first: with the garbage of verifying at full load, the whole process stays within 64 MiB of
 		// RSS however many distinct tokens arrive (measured by cmd/authz-load; 16 MiB peaked at 64.5).
-		Cache: Cache{MaxEntries: 100_000, MaxBytes: 12 << 20, NegativeTTL: Duration(10 * time.Second)},
-		Identity: Identity{
-			Sub:          "x-auth-sub",
-			Username:     "x-auth-username",
-			Groups:       "x-auth-groups",
-			Scopes:       "x-auth-scopes",
-			ClientID:     "x-auth-client-id",
-			TokenUse:     "x-auth-token-use",
-			Email:        "x-auth-email",
-			Pool:         "x-auth-pool",
-			ForwardToken: &forward,
-		},
-		Default: "authenticated",
-		Paths:   Paths{Ambiguous: "strictest"},
+		Cache:    Cache{MaxEntries: 100_000, MaxBytes: 12 << 20, NegativeTTL: Duration(10 * time.Second)},
+		Identity: Identity{IdentityHeaders: authz.DefaultIdentityHeaders(), ForwardToken: &forward},
+		Default:  "authenticated",
+		Paths:    Paths{Ambiguous: "strictest"},
+		Reload:   Reload{Interval: Duration(time.Second)},
 	}
 }
 
@@ -337,7 +357,20 @@ func Default() Config {
 const maxFileBytes = 4 << 20
 
 // Load reads, decodes and validates the file at path. Environment overrides are not applied: see ApplyEnv.
+// It checks the file's shape only; runtime.Load also checks what the rules mean, as serve does.
 func Load(path string) (*Config, error) {
+	c, err := Read(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Read reads and strictly decodes the file at path over Default, without validating it.
+func Read(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -350,7 +383,7 @@ func Load(path string) (*Config, error) {
 	if len(data) > maxFileBytes {
 		return nil, fmt.Errorf("config: %s is larger than %d bytes", path, maxFileBytes)
 	}
-	c, err := Parse(data)
+	c, err := Decode(data)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
@@ -362,6 +395,18 @@ var ErrInvalid = errors.New("invalid config")
 
 // Parse decodes data strictly (unknown keys are errors) over Default and validates the result.
 func Parse(data []byte) (*Config, error) {
+	c, err := Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Decode decodes data strictly (unknown keys are errors) over Default, without validating the result.
+func Decode(data []byte) (*Config, error) {
 	c := Default()
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -372,9 +417,6 @@ func Parse(data []byte) (*Config, error) {
 	var extra any
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: more than one YAML document", ErrInvalid)
-	}
-	if err := c.Validate(); err != nil {
-		return nil, err
 	}
 	return &c, nil
 }
@@ -388,6 +430,12 @@ var Env = []string{
 // ApplyEnv overrides the per-deployment scalars from the environment (lookup is os.LookupEnv in main) and
 // validates the result again. A variable that is set, even to "", wins over the file.
 func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
+	c.OverrideEnv(lookup)
+	return c.Validate()
+}
+
+// OverrideEnv is ApplyEnv without the validation.
+func (c *Config) OverrideEnv(lookup func(string) (string, bool)) {
 	for name, dst := range map[string]*string{
 		"COGNITO_AUTHZ_GRPC_ADDR":  &c.Server.GRPCAddr,
 		"COGNITO_AUTHZ_HTTP_ADDR":  &c.Server.HTTPAddr,
@@ -399,5 +447,4 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
 			*dst = v
 		}
 	}
-	return c.Validate()
 }

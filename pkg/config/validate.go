@@ -11,7 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cognito-authz/cognito-authz/pkg/authz"
 	"github.com/cognito-authz/cognito-authz/pkg/policy"
+	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
 
 var (
@@ -22,10 +24,8 @@ var (
 	// headerRE is an HTTP header name as Envoy sends it: lower case token characters.
 	headerRE = regexp.MustCompile("^[a-z0-9!#$%&'*+.^_`|~-]+$")
 	nameRE   = regexp.MustCompile(`^[a-z0-9]([a-z0-9_-]{0,62})$`)
-	// tokenRE is an RFC 9110 token: a cookie name, a method, an auth scheme.
+	// tokenRE is an RFC 9110 token: a cookie name, an auth scheme.
 	tokenRE = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
-	// hostRE is a host name or IP literal as a rule names it, optionally behind "*." for its subdomains.
-	hostRE = regexp.MustCompile(`^(\*\.)?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$|^\[?[0-9a-f:.]+\]?$`)
 )
 
 // maxSources bounds token.sources: each is looked up on every request.
@@ -33,7 +33,7 @@ const maxSources = 8
 
 // reservedHeaders may never be identity headers: writing them would let a claim steer routing or framing.
 var reservedHeaders = []string{
-	"authorization", "cookie", "host", "content-length", "content-type", "transfer-encoding", "connection",
+	token.AuthorizationHeader, "cookie", "host", "content-length", "content-type", "transfer-encoding", "connection",
 	"te", "upgrade", "x-request-id", "x-forwarded-for", "x-forwarded-proto", "x-envoy-original-path",
 }
 
@@ -105,12 +105,16 @@ func (c *Config) Validate() error {
 		bad("cache.negative_ttl %s: want 0s to 1m", d)
 	}
 
+	if d := c.Reload.Interval.Std(); d != 0 && (d < 100*time.Millisecond || d > 10*time.Minute) {
+		bad("reload.interval %s: want 0s (off) or 100ms to 10m", d)
+	}
+
 	if len(c.Pools) == 0 {
 		bad("pools: at least one pool is required")
 	}
 	names, issuers := map[string]bool{}, map[string]string{}
 	for i, p := range c.Pools {
-		at := where("pools", i, p.Name)
+		at := Where("pools", i, p.Name)
 		switch {
 		case !nameRE.MatchString(p.Name):
 			bad("%s.name %q: want lower case letters, digits, - and _", at, p.Name)
@@ -174,11 +178,8 @@ func (c *Config) Validate() error {
 		seen[h] = key
 	}
 	id := c.Identity
-	for _, f := range []struct{ key, h string }{
-		{"sub", id.Sub}, {"username", id.Username}, {"groups", id.Groups}, {"scopes", id.Scopes},
-		{"client_id", id.ClientID}, {"token_use", id.TokenUse}, {"email", id.Email}, {"pool", id.Pool},
-	} {
-		check(f.key, f.h)
+	for _, f := range authz.IdentityFields {
+		check(f.Key, *f.Name(&id.IdentityHeaders))
 	}
 	if id.Sub == "" {
 		bad("identity.sub is required: upstreams need to know who is calling")
@@ -246,122 +247,40 @@ func (c *Config) validateSources(bad func(string, ...any)) {
 	}
 }
 
-var (
-	actions         = []string{"", "authenticated", "allow", "deny", "optional"}
-	optionalInvalid = []string{"", "deny", "anonymous"}
-)
-
 func (c *Config) validateRules(bad func(string, ...any), pools map[string]bool) {
-	if !slices.Contains([]string{"authenticated", "allow", "deny"}, c.Default) {
+	// Only the file's shape is checked here: the spellings of its enumerations, the keys that exist only in
+	// the file (method beside methods) and references to other parts of it (require.pools). What a rule
+	// means (hosts, paths, regexes, methods, requirements, names) is policy.New's to judge; runtime reports
+	// its problems by key path together with these.
+	if _, err := policy.ParseAction(c.Default); err != nil || c.Default == "" { // optional: policy.New refuses it
 		bad("default %q: want authenticated, allow or deny", c.Default)
 	}
-	names := map[string]bool{}
 	for i, r := range c.Rules {
-		at := where("rules", i, r.Name)
-		switch {
-		case !nameRE.MatchString(r.Name):
+		at := Where("rules", i, r.Name)
+		if r.Name != "" && !nameRE.MatchString(r.Name) {
 			bad("%s.name %q: want lower case letters, digits, - and _", at, r.Name)
-		case r.Name == policy.DefaultName:
-			bad("%s.name %q is reserved for the default", at, r.Name)
-		case names[r.Name]:
-			bad("%s.name %q is used twice", at, r.Name)
 		}
-		names[r.Name] = true
-		if !slices.Contains(actions, r.Action) {
+		if _, err := policy.ParseAction(r.Action); err != nil {
 			bad("%s.action %q: want authenticated, allow, deny or optional", at, r.Action)
 		}
-		if !slices.Contains(optionalInvalid, r.OptionalInvalid) {
+		if !slices.Contains([]string{"", "deny", "anonymous"}, r.OptionalInvalid) {
 			bad("%s.optional_invalid %q: want deny or anonymous", at, r.OptionalInvalid)
-		} else if r.OptionalInvalid != "" && r.Action != "optional" {
-			bad("%s.optional_invalid needs action optional", at)
 		}
-		if r.Require != nil && r.Action != "" && r.Action != "authenticated" {
-			bad("%s.require needs action authenticated, not %s", at, r.Action)
+		if r.Match.Method != "" && len(r.Match.Methods) > 0 {
+			bad("%s.match: set method or methods, not both", at)
 		}
-		validateMatch(bad, at+".match", r.Match)
 		if r.Require != nil {
-			validateRequire(bad, at+".require", r.Require, pools)
-		}
-	}
-}
-
-func validateMatch(bad func(string, ...any), at string, m Match) {
-	if m.Host != "" && !hostRE.MatchString(strings.TrimSuffix(strings.ToLower(m.Host), ".")) {
-		bad("%s.host %q: want a host name such as api.example.com or *.example.com, without port", at, m.Host)
-	}
-	paths := 0
-	for _, p := range []struct{ key, path string }{{"path_exact", m.PathExact}, {"path_prefix", m.PathPrefix}} {
-		if p.path == "" {
-			continue
-		}
-		paths++
-		if err := policy.CheckRulePath(p.path); err != nil {
-			bad("%s.%s %v", at, p.key, strings.TrimPrefix(err.Error(), "path "))
-		}
-	}
-	if m.PathRegex != "" {
-		paths++
-		if _, err := regexp.Compile(`^(?:` + m.PathRegex + `)$`); err != nil {
-			bad("%s.path_regex: %v", at, err)
-		}
-	}
-	if paths > 1 {
-		bad("%s: set at most one of path_exact, path_prefix and path_regex", at)
-	}
-	if m.Method != "" && len(m.Methods) > 0 {
-		bad("%s: set method or methods, not both", at)
-	}
-	if m.Method != "" && !tokenRE.MatchString(m.Method) {
-		bad("%s.method %q is not a method", at, m.Method)
-	}
-	for _, meth := range m.Methods {
-		if !tokenRE.MatchString(meth) {
-			bad("%s.methods: %q is not a method", at, meth)
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(m.ContextExtensions)) {
-		if k == "" {
-			bad("%s.context_extensions: empty key", at)
-		}
-	}
-}
-
-func validateRequire(bad func(string, ...any), at string, q *Require, pools map[string]bool) {
-	for _, p := range q.Pools {
-		if !pools[p] {
-			bad("%s.pools: %q is not a configured pool", at, p)
-		}
-	}
-	if q.TokenUse != "" && q.TokenUse != "access" && q.TokenUse != "id" {
-		bad("%s.token_use %q: want access or id", at, q.TokenUse)
-	}
-	for _, l := range []struct {
-		key  string
-		vals []string
-	}{{"groups_any", q.GroupsAny}, {"groups_all", q.GroupsAll}, {"scopes_any", q.ScopesAny}, {"scopes_all", q.ScopesAll}} {
-		for _, v := range l.vals {
-			if strings.TrimSpace(v) == "" || (strings.HasPrefix(l.key, "scopes") && strings.ContainsAny(v, " \t")) {
-				bad("%s.%s: %q is empty or has spaces", at, l.key, v)
+			for _, p := range r.Require.Pools {
+				if !pools[p] {
+					bad("%s.require.pools: %q is not a configured pool", at, p)
+				}
 			}
 		}
 	}
-	claims := make([]string, 0, len(q.Claims))
-	for k := range q.Claims {
-		claims = append(claims, k)
-	}
-	slices.Sort(claims)
-	for _, k := range claims {
-		if k == "" {
-			bad("%s.claims: empty claim name", at)
-		}
-		if len(q.Claims[k]) == 0 {
-			bad("%s.claims[%q]: list at least one allowed value", at, k)
-		}
-	}
 }
 
-// where names the i-th element of a list in a problem: "pools[1] (main)", or "pools[1]" when it has no name.
-func where(list string, i int, name string) string {
+// Where names the i-th element of a list in a problem: "pools[1] (main)", or "pools[1]" when it has no name.
+func Where(list string, i int, name string) string {
 	if name == "" {
 		return fmt.Sprintf("%s[%d]", list, i)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 )
 
 var noFollow = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -59,7 +60,7 @@ func TestTokenEndpoint(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			iss := devissuer.Start(t)
+			iss := testkit.Start(t)
 			iss.SetClientSecret(tt.secret)
 			c := code(t, iss, tt.authz)
 			form := url.Values{"grant_type": {"authorization_code"}, "code": {c}, "redirect_uri": {"https://app.example.com/cb"}, "client_id": {iss.ClientID}}
@@ -101,7 +102,7 @@ func TestTokenEndpoint(t *testing.T) {
 }
 
 func TestAuthorizeRefusesPlainPKCE(t *testing.T) {
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	q := url.Values{"response_type": {"code"}, "client_id": {iss.ClientID}, "redirect_uri": {"https://app.example.com/cb"},
 		"code_challenge": {"x"}, "code_challenge_method": {"plain"}, "state": {"<st>"}}
 	resp, err := noFollow.Get(iss.DomainURL() + "/oauth2/authorize?" + q.Encode())

@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"sync"
-	"testing"
 	"time"
 )
 
@@ -37,31 +34,15 @@ func (i *Issuer) Serve(ctx context.Context, addr string) (<-chan error, error) {
 	return errc, nil
 }
 
-var (
-	testKeyOnce sync.Once
-	testKey     *Key
-	testKeyErr  error
-)
-
-// Start serves a new issuer on an httptest server on 127.0.0.1 for the life of the test. Issuers started by
-// Start share one signing key (generating RSA keys is slow under -race); tests that need their own key call
-// NewKey and SetKeys.
-func Start(tb testing.TB) *Issuer {
-	tb.Helper()
-	testKeyOnce.Do(func() { testKey, testKeyErr = NewKey("test-key-1") })
-	if testKeyErr != nil {
-		tb.Fatal(testKeyErr)
-	}
-	i := &Issuer{PoolID: DefaultPoolID, ClientID: DefaultClientID}
-	i.SetKeys(testKey, testKey)
-	srv := httptest.NewServer(i)
-	tb.Cleanup(srv.Close)
-	i.URL = srv.URL + "/" + i.PoolID
-	return i
+// TB is the part of testing.TB that MustMint needs: this package is linked into the service, which must
+// not link package testing.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
 }
 
-// MustMint signs claims or fails the test.
-func (i *Issuer) MustMint(tb testing.TB, claims map[string]any) string {
+// MustMint signs claims or fails the test (testkit.Mint does the same).
+func (i *Issuer) MustMint(tb TB, claims map[string]any) string {
 	tb.Helper()
 	s, err := i.Mint(claims)
 	if err != nil {

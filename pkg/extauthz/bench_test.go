@@ -11,6 +11,7 @@ import (
 
 	"github.com/cognito-authz/cognito-authz/pkg/authz"
 	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 )
 
 // TestSharedDenyConcurrent: shared deny responses are marshalled by many streams at once; under -race this
@@ -19,7 +20,7 @@ func TestSharedDenyConcurrent(t *testing.T) {
 	t.Parallel()
 	f := newFixtureWith(t, nil, cacheOn)
 	conn := f.serve(t)
-	tampered := tamper(f.iss.MustMint(t, at(f.iss.Access())))
+	tampered := testkit.Tamper(f.iss.MustMint(t, at(f.iss.Access())))
 	var wg sync.WaitGroup
 	for w := range 8 {
 		wg.Go(func() {
@@ -38,7 +39,7 @@ func TestSharedDenyConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	// Same reason, same fixed parts (the envelope carries per-request metadata).
-	s := extauthz.NewServer(func() extauthz.Checker { return f.a })
+	s := extauthz.NewServer(f.a)
 	req := extauthz.Probe{Method: "GET", Path: "/", Headers: map[string]string{}}.CheckRequest()
 	r1, _ := s.Check(t.Context(), req)
 	r2, _ := s.Check(t.Context(), req)
@@ -61,7 +62,7 @@ func BenchmarkCheck(b *testing.B) {
 		{name: "cached_identity_metadata", cache: cacheOn, identity: true, token: func(f *fixture) string { return f.iss.MustMint(b, at(f.iss.Access())) }},
 		{name: "uncached", token: func(f *fixture) string { return f.iss.MustMint(b, at(f.iss.Access())) }},
 		{name: "denied_missing", cache: cacheOn},
-		{name: "denied_bad_signature_cached", cache: cacheOn, token: func(f *fixture) string { return tamper(f.iss.MustMint(b, at(f.iss.Access()))) }},
+		{name: "denied_bad_signature_cached", cache: cacheOn, token: func(f *fixture) string { return testkit.Tamper(f.iss.MustMint(b, at(f.iss.Access()))) }},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			f := newFixtureWith(b, nil, bc.cache)
@@ -70,7 +71,7 @@ func BenchmarkCheck(b *testing.B) {
 				h["authorization"] = "Bearer " + bc.token(f)
 			}
 			req := extauthz.Probe{Method: "GET", Host: "api.example.com", Path: "/orders", Headers: h}.CheckRequest()
-			s := extauthz.NewServer(func() extauthz.Checker { return f.a }, extauthz.WithIdentityMetadata(bc.identity))
+			s := extauthz.NewServer(f.a, extauthz.WithIdentityMetadata(bc.identity))
 			codec := extauthz.NewCodec()
 			ctx := context.Background()
 			size := 0
@@ -103,7 +104,7 @@ func BenchmarkEncodeDeny(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			d := d
 			d.Slot = bc.slot
-			s := extauthz.NewServer(func() extauthz.Checker { return fixedChecker{d} })
+			s := extauthz.NewServer(fixedChecker{d})
 			codec := extauthz.NewCodec()
 			req := &authv3.CheckRequest{}
 			b.ReportAllocs()
@@ -125,7 +126,7 @@ func TestAllowBytes(t *testing.T) {
 		"authorization": "Bearer " + f.iss.MustMint(t, at(f.iss.Access()))}}.CheckRequest()
 	size := map[bool]int{}
 	for _, identity := range []bool{false, true} {
-		s := extauthz.NewServer(func() extauthz.Checker { return f.a }, extauthz.WithIdentityMetadata(identity))
+		s := extauthz.NewServer(f.a, extauthz.WithIdentityMetadata(identity))
 		resp, _ := s.Check(t.Context(), req)
 		out, err := extauthz.NewCodec().Marshal(resp)
 		if err != nil {

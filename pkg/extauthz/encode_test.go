@@ -18,6 +18,7 @@ import (
 	"github.com/cognito-authz/cognito-authz/pkg/authz"
 	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
 	"github.com/cognito-authz/cognito-authz/pkg/policy"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
 
@@ -101,14 +102,14 @@ func TestEncodedMatchesResponse(t *testing.T) {
 			{name: "deny_missing", path: "/orders", wantCode: 16},
 			{name: "deny_malformed", path: "/orders", authorization: "Bearer abc", wantCode: 16},
 			{name: "deny_expired", path: "/orders", authorization: "Bearer " + f.iss.MustMint(t, expired), wantCode: 16},
-			{name: "deny_tampered", path: "/orders", authorization: tamper(access), wantCode: 16},
+			{name: "deny_tampered", path: "/orders", authorization: testkit.Tamper(access), wantCode: 16},
 			{name: "deny_rule", path: "/closed", authorization: access, wantCode: 7},
 			{name: "deny_group_required_with_identity", path: "/admin", authorization: access, wantCode: 7},
 			{name: "deny_scope_required_with_identity", path: "/scoped", authorization: m2m, wantCode: 7},
 		}
 		for _, identity := range []bool{false, true} {
 			rec := &recorder{a: f.a}
-			srv := extauthz.NewServer(func() extauthz.Checker { return rec }, extauthz.WithIdentityMetadata(identity))
+			srv := extauthz.NewServer(rec, extauthz.WithIdentityMetadata(identity))
 			conns := []*grpc.ClientConn{serveWith(t, srv, true), serveWith(t, srv, false)}
 			for _, tt := range tests {
 				name := cache.name + "/" + tt.name
@@ -194,7 +195,7 @@ func TestEncodedEveryReason(t *testing.T) {
 				name += "/identity_metadata"
 			}
 			t.Run(name, func(t *testing.T) {
-				srv := extauthz.NewServer(func() extauthz.Checker { return fixedChecker{d} }, extauthz.WithIdentityMetadata(identity))
+				srv := extauthz.NewServer(fixedChecker{d}, extauthz.WithIdentityMetadata(identity))
 				want := extauthz.ResponseFor(&d, identity)
 				for ask := range 2 {
 					raw, err := srv.Check(t.Context(), &authv3.CheckRequest{})
@@ -228,7 +229,7 @@ func TestSlotNotReusedForAnotherDecision(t *testing.T) {
 		{Outcome: authz.Allow, Reason: authz.ReasonOK, Rule: "r", Identity: a, Slot: slot, Headers: []authz.Header{{Name: "x-auth-sub", Value: "a"}}},
 	}
 	for i, d := range ds {
-		srv := extauthz.NewServer(func() extauthz.Checker { return fixedChecker{d} }, extauthz.WithIdentityMetadata(true))
+		srv := extauthz.NewServer(fixedChecker{d}, extauthz.WithIdentityMetadata(true))
 		raw, err := srv.Check(t.Context(), &authv3.CheckRequest{})
 		if err != nil {
 			t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
 	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
 
@@ -18,11 +19,11 @@ import (
 func FuzzCheck(f *testing.F) {
 	fx := newFixture(f)
 	valid := fx.iss.MustMint(f, at(fx.iss.Access()))
-	srv := extauthz.NewServer(func() extauthz.Checker { return fx.a })
+	srv := extauthz.NewServer(fx.a)
 	f.Add("Bearer "+valid, "", "GET", "/")
 	f.Add("bearer  "+valid+" ", "x-auth-sub=evil", "POST", "/a?b=c")
 	f.Add("Bearer "+valid+","+"Bearer "+valid, "", "GET", "/")
-	f.Add("Bearer "+tamper(valid), "", "GET", "/")
+	f.Add("Bearer "+testkit.Tamper(valid), "", "GET", "/")
 	f.Add("Basic dXNlcjpwYXNz", "cookie=id_token="+valid, "GET", "/")
 	f.Add("Bearer eyJhbGciOiJub25lIn0.e30.", "", "GET", "/../admin")
 	f.Fuzz(func(t *testing.T, authorization, extra, method, path string) {

@@ -27,7 +27,7 @@ type Checker interface {
 // Server is the envoy.service.auth.v3.Authorization gRPC service.
 type Server struct {
 	authv3.UnimplementedAuthorizationServer
-	checker  func() Checker
+	checker  Checker
 	identity bool // identity fields in the dynamic metadata
 }
 
@@ -38,10 +38,10 @@ type ServerOption func(*Server)
 // metadata (config dynamic_metadata.identity). Off, the metadata holds outcome, reason, rule and dry_run.
 func WithIdentityMetadata(on bool) ServerOption { return func(s *Server) { s.identity = on } }
 
-// NewServer serves the decisions of the Checker that current returns at the time of each request (so a
-// reloaded config takes effect between requests).
-func NewServer(current func() Checker, opts ...ServerOption) *Server {
-	s := &Server{checker: current}
+// NewServer serves c's decisions. A reloadable service passes a Checker that asks the current generation
+// (authz.Observed): that is the one indirection a reload goes through.
+func NewServer(c Checker, opts ...ServerOption) *Server {
+	s := &Server{checker: c}
 	for _, o := range opts {
 		o(s)
 	}
@@ -59,7 +59,7 @@ func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g
 // Read it in this process with Summarize, or Decode.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	r := Request(req)
-	d := s.checker().Check(ctx, &r)
+	d := s.checker.Check(ctx, &r)
 	return s.encode(&d), nil
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
 	"github.com/cognito-authz/cognito-authz/pkg/jwks"
 	"github.com/cognito-authz/cognito-authz/pkg/policy"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
 
@@ -57,7 +58,7 @@ func newFixture(t testing.TB) *fixture {
 // verified-token cache bounded by cache (zero: off).
 func newFixtureWith(t testing.TB, p *policy.Policy, cache authz.CacheOptions) *fixture {
 	t.Helper()
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	set, err := jwks.New(jwks.Options{URL: iss.JWKSURL()})
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +98,7 @@ func (f *fixture) serve(t *testing.T) *grpc.ClientConn {
 	}
 	// The service's own codec, and identity metadata on: the golden files hold every metadata field.
 	s := grpc.NewServer(extauthz.CodecOption())
-	authv3.RegisterAuthorizationServer(s, extauthz.NewServer(func() extauthz.Checker { return f.a }, extauthz.WithIdentityMetadata(true)))
+	authv3.RegisterAuthorizationServer(s, extauthz.NewServer(f.a, extauthz.WithIdentityMetadata(true)))
 	go s.Serve(ln)
 	t.Cleanup(s.Stop)
 	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -142,7 +143,7 @@ func checkGolden(t *testing.T, f *fixture, asks int) {
 		}},
 		{name: "deny_missing", headers: map[string]string{}},
 		{name: "deny_expired", headers: map[string]string{"authorization": "Bearer " + f.iss.MustMint(t, expired)}},
-		{name: "deny_tampered", headers: map[string]string{"authorization": "Bearer " + tamper(access)}},
+		{name: "deny_tampered", headers: map[string]string{"authorization": "Bearer " + testkit.Tamper(access)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -162,16 +163,6 @@ func checkGolden(t *testing.T, f *fixture, asks int) {
 			golden(t, filepath.Join("testdata", tt.name+".golden"), got)
 		})
 	}
-}
-
-// tamper changes one character in the middle of the signature, keeping the base64 well-formed.
-func tamper(tok string) string {
-	i := strings.LastIndexByte(tok, '.') + 10
-	c := byte('A')
-	if tok[i] == 'A' {
-		c = 'B'
-	}
-	return tok[:i] + string(c) + tok[i+1:]
 }
 
 // golden compares got with the CheckResponse stored in path (semantically: protojson output is not
@@ -294,7 +285,7 @@ func TestRawHeaderMapAllows(t *testing.T) {
 			Headers: []*corev3.HeaderValue{{Key: "authorization", RawValue: []byte("Bearer " + tok)}},
 		}},
 	}}}
-	resp, err := extauthz.NewServer(func() extauthz.Checker { return f.a }).Check(t.Context(), req)
+	resp, err := extauthz.NewServer(f.a).Check(t.Context(), req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,13 +88,13 @@ var errForwarded = errors.New("forwarded headers")
 // auth_request and Traefik ForwardAuth. It answers 200 with the identity headers on allow, and the deny's
 // status, headers and JSON body otherwise. It never reads the request body.
 type HTTPHandler struct {
-	checker func() Checker
+	checker Checker
 	opts    HTTPOptions
 }
 
-// NewHTTPHandler serves the decisions of the Checker current returns at the time of each request.
-func NewHTTPHandler(current func() Checker, opts HTTPOptions) *HTTPHandler {
-	return &HTTPHandler{checker: current, opts: opts}
+// NewHTTPHandler serves c's decisions (see NewServer).
+func NewHTTPHandler(c Checker, opts HTTPOptions) *HTTPHandler {
+	return &HTTPHandler{checker: c, opts: opts}
 }
 
 // HeadersToRemove is the response header in which Envoy's HTTP ext_authz client reads the request headers
@@ -104,7 +104,7 @@ const HeadersToRemove = "x-envoy-auth-headers-to-remove"
 // ServeHTTP decides the request it describes.
 func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r := h.Request(req)
-	d := h.checker().Check(req.Context(), &r)
+	d := h.checker.Check(req.Context(), &r)
 	WriteHTTP(w, &d)
 }
 

@@ -71,7 +71,7 @@ func TestSharedDenyKeepsPerRequestMetadata(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := newFixtureWith(t, p, cacheOn)
-	srv := extauthz.NewServer(func() extauthz.Checker { return f.a })
+	srv := extauthz.NewServer(f.a)
 	var shared *authv3.CheckResponse
 	for _, path := range []string{"/a", "/b", "/a", "/b"} {
 		raw, err := srv.Check(t.Context(), extauthz.Probe{Method: "GET", Path: path, Host: "h", Headers: map[string]string{}}.CheckRequest())

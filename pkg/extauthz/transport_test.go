@@ -17,6 +17,7 @@ import (
 	"github.com/cognito-authz/cognito-authz/pkg/authz"
 	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
 	"github.com/cognito-authz/cognito-authz/pkg/policy"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 )
 
 // outcome is what a client of either transport sees: the same decision must look the same on both.
@@ -84,7 +85,7 @@ func transportCases(t *testing.T, f *fixture) []transportCase {
 			want: outcome{Allowed: true, Set: aliceSet, Remove: []string{"x-auth-email", "x-auth-tenant"}}},
 		{name: "default_no_token", path: "/orders", want: deny(401, authz.ReasonTokenMissing)},
 		{name: "default_expired", path: "/orders", headers: bearer(f.iss.MustMint(t, expiredAt(f.iss.Access()))), want: deny(401, authz.ReasonTokenExpired)},
-		{name: "default_tampered", path: "/orders", headers: bearer(tamper(access)), want: deny(401, authz.ReasonSignatureInvalid)},
+		{name: "default_tampered", path: "/orders", headers: bearer(testkit.Tamper(access)), want: deny(401, authz.ReasonSignatureInvalid)},
 		{name: "allow_rule_removes_spoofed_identity", path: "/healthz", headers: map[string]string{"x-auth-sub": "evil"}, want: anonymous},
 		{name: "allow_rule_query_ignored", path: "/healthz?full=1", want: anonymous},
 		{name: "preflight_any_path", method: "OPTIONS", path: "/admin/users", want: anonymous},
@@ -111,7 +112,7 @@ func transportCases(t *testing.T, f *fixture) []transportCase {
 			want: deny(401, authz.ReasonTokenMissing)},
 		{name: "optional_with_token", path: "/feed", headers: bearer(access), want: outcome{Allowed: true, Set: aliceSet, Remove: []string{"x-auth-email", "x-auth-tenant"}}},
 		{name: "optional_without_token", path: "/feed", want: anonymous},
-		{name: "optional_invalid_token", path: "/feed", headers: bearer(tamper(access)), want: deny(401, authz.ReasonSignatureInvalid)},
+		{name: "optional_invalid_token", path: "/feed", headers: bearer(testkit.Tamper(access)), want: deny(401, authz.ReasonSignatureInvalid)},
 		{name: "context_extension_policy", path: "/anything", ctxExt: map[string]string{"policy": "public"}, want: anonymous, grpcOnly: true},
 	}
 }
@@ -127,7 +128,7 @@ func expiredAt(c jwt.MapClaims) jwt.MapClaims {
 func TestTransportsAgree(t *testing.T) {
 	f := policyFixture(t)
 	conn := f.serve(t)
-	hs := httptest.NewServer(extauthz.NewHTTPHandler(func() extauthz.Checker { return f.a }, extauthz.HTTPOptions{}))
+	hs := httptest.NewServer(extauthz.NewHTTPHandler(f.a, extauthz.HTTPOptions{}))
 	t.Cleanup(hs.Close)
 	for _, tt := range transportCases(t, f) {
 		method, host := tt.method, tt.host
@@ -391,7 +392,7 @@ func TestHTTPForwardedRefused(t *testing.T) {
 func TestHTTPForwardedSpoofing(t *testing.T) {
 	f := policyFixture(t)
 	serve := func(opts extauthz.HTTPOptions) string {
-		hs := httptest.NewServer(extauthz.NewHTTPHandler(func() extauthz.Checker { return f.a }, opts))
+		hs := httptest.NewServer(extauthz.NewHTTPHandler(f.a, opts))
 		t.Cleanup(hs.Close)
 		return hs.URL
 	}

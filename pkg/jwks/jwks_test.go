@@ -22,9 +22,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
 	"github.com/cognito-authz/cognito-authz/pkg/jwks"
-	"github.com/google/go-cmp/cmp"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 )
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -39,7 +41,7 @@ type server struct {
 
 func newServer(t *testing.T) *server {
 	t.Helper()
-	s := &server{iss: devissuer.Start(t)}
+	s := &server{iss: testkit.Start(t)}
 	s.mode.Store("")
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch s.mode.Load().(string) {
@@ -183,7 +185,7 @@ func TestNew(t *testing.T) {
 
 func TestReady(t *testing.T) {
 	t.Parallel()
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	set := newSet(t, jwks.Options{URL: iss.JWKSURL()})
 	kid := iss.SigningKey().ID
 	if set.Ready() || set.Len() != 0 || set.Has(kid) {
@@ -206,7 +208,7 @@ func TestReady(t *testing.T) {
 // TestNeverLoaded: before the first load every lookup is ErrUnavailable, not ErrKeyUnknown.
 func TestNeverLoaded(t *testing.T) {
 	t.Parallel()
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	iss.FailWith(http.StatusInternalServerError)
 	set := newSet(t, jwks.Options{URL: iss.JWKSURL()})
 	for i := range 2 { // the first spends the unknown-kid window on a fetch that fails; the second may not fetch
@@ -223,7 +225,7 @@ func TestNeverLoaded(t *testing.T) {
 // returns when its context ends.
 func TestRun(t *testing.T) {
 	t.Parallel()
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	iss.FailWith(http.StatusInternalServerError)
 	set := newSet(t, jwks.Options{URL: iss.JWKSURL(), RefreshInterval: 20 * time.Millisecond})
 	ctx, cancel := context.WithCancel(t.Context())
@@ -364,17 +366,14 @@ func TestUnusableKeys(t *testing.T) {
 // TestRotation: a new kid is found through the unknown-kid path; a removed kid stops verifying after a refresh.
 func TestRotation(t *testing.T) {
 	t.Parallel()
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	set := newSet(t, jwks.Options{URL: iss.JWKSURL()})
 	if err := set.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	old := iss.SigningKey()
 	oldTok := iss.MustMint(t, iss.Access())
-	next, err := devissuer.NewKey("rotated-2")
-	if err != nil {
-		t.Fatal(err)
-	}
+	next := testkit.Key(t, 1, "rotated-2")
 
 	iss.SetKeys(next, old, next)
 	before := iss.Fetches()
@@ -437,7 +436,7 @@ func TestUnknownKIDWaitIsBounded(t *testing.T) {
 // TestUnknownKIDFlood: random kids from many goroutines cost at most one fetch per window, fail fast, do
 // not disturb a known kid, and leave no goroutine behind. Not parallel: it counts goroutines.
 func TestUnknownKIDFlood(t *testing.T) {
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	client := &http.Client{Timeout: 5 * time.Second}
 	set := newSet(t, jwks.Options{URL: iss.JWKSURL(), Client: client})
 	if err := set.Refresh(t.Context()); err != nil {
@@ -502,7 +501,7 @@ func TestUnknownKIDFlood(t *testing.T) {
 
 func TestOnRefresh(t *testing.T) {
 	t.Parallel()
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	type call struct {
 		Result string
 		Keys   int
@@ -538,8 +537,8 @@ func TestOnRefresh(t *testing.T) {
 // TestRedirects: the fetch follows redirects within the JWKS URL's origin only, and only a few of them.
 func TestRedirects(t *testing.T) {
 	t.Parallel()
-	good := devissuer.Start(t) // the origin's own keys
-	evil := devissuer.Start(t) // another origin, serving its own key under the same kid
+	good := testkit.Start(t) // the origin's own keys
+	evil := testkit.Start(t) // another origin, serving its own key under the same kid
 	evilKey := mustOther(t, good.SigningKey().ID)
 	evil.SetKeys(evilKey, evilKey)
 	var hops atomic.Int64
@@ -678,7 +677,7 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 // under the same kid, and a refresh serving the same key keeps Holds true.
 func TestHoldsBindsTheKey(t *testing.T) {
 	t.Parallel()
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	set := newSet(t, jwks.Options{URL: iss.JWKSURL()})
 	if err := set.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
@@ -723,7 +722,7 @@ func mustOther(t *testing.T, kid string) *devissuer.Key {
 // request is answered with ErrKeyUnknown at once, not after the starter's wait bound (a minute here).
 func TestUnknownKIDAnsweredAtOnceDuringFetch(t *testing.T) {
 	t.Parallel()
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	arrived, release := make(chan struct{}, 1), make(chan struct{})
 	var hold atomic.Bool
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

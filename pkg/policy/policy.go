@@ -12,6 +12,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -127,18 +128,48 @@ type compiled struct {
 	reFold                *regexp.Regexp
 }
 
-// New compiles rules and the default action (which may not be Optional). Every problem is reported.
+// FieldError is one problem with one rule: Rule is its index (-1 for the default) and Field the key that is
+// wrong, spelt as a config file writes it ("match.host", "require.token_use"), so that whoever maps a file
+// onto rules can name the exact key path of the problem.
+type FieldError struct {
+	Rule  int
+	Name  string // the rule's name, "" when it has none
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string {
+	if e.Rule < 0 {
+		return fmt.Sprintf("policy: %s: %v", e.Field, e.Err)
+	}
+	return fmt.Sprintf("policy: rule %d (%s): %s: %v", e.Rule, e.Name, e.Field, e.Err)
+}
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// methodRE is an RFC 9110 token: what a method may be.
+var methodRE = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+
+// New compiles rules and the default action (which may not be Optional). Every problem is reported, each a
+// *FieldError, joined.
 func New(rules []Rule, def Action) (*Policy, error) {
 	var errs []error
 	p := &Policy{def: &Rule{Name: DefaultName, Action: def}}
 	if def == Optional || def > Optional {
-		errs = append(errs, fmt.Errorf("policy: default %s: want authenticated, allow or deny", def))
+		errs = append(errs, &FieldError{Rule: -1, Field: "default", Err: fmt.Errorf("%s: want authenticated, allow or deny", def)})
 	}
-	names := map[string]bool{DefaultName: true}
+	names := map[string]bool{}
 	for i, r := range rules {
-		at := fmt.Sprintf("rule %d (%s)", i, r.Name)
-		if r.Name == "" || names[r.Name] {
-			errs = append(errs, fmt.Errorf("policy: %s: name empty, %q or used twice", at, DefaultName))
+		bad := func(field, format string, args ...any) {
+			errs = append(errs, &FieldError{Rule: i, Name: r.Name, Field: field, Err: fmt.Errorf(format, args...)})
+		}
+		switch {
+		case r.Name == "":
+			bad("name", "a rule needs a name")
+		case r.Name == DefaultName:
+			bad("name", "%q is reserved for the default", r.Name)
+		case names[r.Name]:
+			bad("name", "%q is used twice", r.Name)
 		}
 		names[r.Name] = true
 		c := compiled{Rule: r}
@@ -146,7 +177,7 @@ func New(rules []Rule, def Action) (*Policy, error) {
 		if m.Host != "" {
 			h := strings.TrimSuffix(strings.ToLower(m.Host), ".")
 			if err := checkHost(h); err != nil {
-				errs = append(errs, fmt.Errorf("policy: %s: %w", at, err))
+				bad("match.host", "%w", err)
 			}
 			c.Match.Host = h
 			if rest, ok := strings.CutPrefix(h, "*"); ok {
@@ -154,13 +185,13 @@ func New(rules []Rule, def Action) (*Policy, error) {
 			}
 		}
 		set := 0
-		for _, pth := range []string{m.PathExact, m.PathPrefix} {
-			if pth == "" {
+		for _, pth := range []struct{ key, path string }{{"match.path_exact", m.PathExact}, {"match.path_prefix", m.PathPrefix}} {
+			if pth.path == "" {
 				continue
 			}
 			set++
-			if err := CheckRulePath(pth); err != nil {
-				errs = append(errs, fmt.Errorf("policy: %s: %w", at, err))
+			if err := CheckRulePath(pth.path); err != nil {
+				bad(pth.key, "%w", err)
 			}
 		}
 		c.foldExact, c.foldPrefix = foldPath(m.PathExact), foldPath(m.PathPrefix)
@@ -171,7 +202,7 @@ func New(rules []Rule, def Action) (*Policy, error) {
 			set++
 			re, err := regexp.Compile(`^(?:` + m.PathRegex + `)$`)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("policy: %s: path_regex: %w", at, err))
+				bad("match.path_regex", "%w", err)
 			}
 			c.re = re
 			c.reFold, _ = regexp.Compile(`^(?i:` + m.PathRegex + `)$`) // compiles if the above did
@@ -180,27 +211,51 @@ func New(rules []Rule, def Action) (*Policy, error) {
 			}
 		}
 		if set > 1 {
-			errs = append(errs, fmt.Errorf("policy: %s: set at most one of path_exact, path_prefix, path_regex", at))
+			bad("match", "set at most one of path_exact, path_prefix and path_regex")
 		}
 		for _, meth := range m.Methods {
-			if meth == "" || strings.ContainsAny(meth, " \t/") {
-				errs = append(errs, fmt.Errorf("policy: %s: method %q", at, meth))
+			if !methodRE.MatchString(meth) {
+				bad("match.methods", "%q is not a method", meth)
 			}
 			c.methods = append(c.methods, strings.ToUpper(meth))
 		}
+		for k := range m.ContextExtensions {
+			if k == "" {
+				bad("match.context_extensions", "empty key")
+			}
+		}
 		if r.Action > Optional {
-			errs = append(errs, fmt.Errorf("policy: %s: unknown action %s", at, r.Action))
+			bad("action", "unknown action %s", r.Action)
 		}
 		if r.Action != Authenticated && !r.Require.empty() {
-			errs = append(errs, fmt.Errorf("policy: %s: require needs action authenticated, not %s", at, r.Action))
+			bad("require", "needs action authenticated, not %s", r.Action)
 		}
 		if r.AnonymousOnInvalid && r.Action != Optional {
-			errs = append(errs, fmt.Errorf("policy: %s: anonymous on invalid tokens needs action optional", at))
+			bad("optional_invalid", "needs action optional")
 		}
-		if tu := r.Require.TokenUse; tu != "" && tu != "access" && tu != "id" {
-			errs = append(errs, fmt.Errorf("policy: %s: require.token_use %q: want access or id", at, tu))
+		q := r.Require
+		if tu := q.TokenUse; tu != "" && tu != "access" && tu != "id" {
+			bad("require.token_use", "%q: want access or id", tu)
 		}
-		for claim := range r.Require.Claims {
+		for _, l := range []struct {
+			key   string
+			vals  []string
+			scope bool
+		}{{"require.groups_any", q.GroupsAny, false}, {"require.groups_all", q.GroupsAll, false},
+			{"require.scopes_any", q.ScopesAny, true}, {"require.scopes_all", q.ScopesAll, true}} {
+			for _, v := range l.vals {
+				if strings.TrimSpace(v) == "" || (l.scope && strings.ContainsAny(v, " \t")) {
+					bad(l.key, "%q is empty or has spaces", v)
+				}
+			}
+		}
+		for _, claim := range slices.Sorted(maps.Keys(q.Claims)) {
+			switch {
+			case claim == "":
+				bad("require.claims", "empty claim name")
+			case len(q.Claims[claim]) == 0:
+				bad("require.claims["+claim+"]", "list at least one allowed value")
+			}
 			p.claims = append(p.claims, claim)
 		}
 		p.rules = append(p.rules, c)
@@ -229,22 +284,26 @@ func New(rules []Rule, def Action) (*Policy, error) {
 // readings of a request and not others. The error says what to write instead.
 func CheckRulePath(pth string) error {
 	if n := NormalizePath(pth); n != pth {
-		return fmt.Errorf("path %q: requests are matched by their normalised path, so this never matches; write %q", pth, n)
+		return fmt.Errorf("%q: requests are matched by their normalised path, so this never matches; write %q", pth, n)
 	}
 	if strings.ContainsAny(pth, ";\\") {
-		return fmt.Errorf("path %q: a rule path may not hold \";\" or \"\\\": upstreams read them as parameters or slashes", pth)
+		return fmt.Errorf("%q: a rule path may not hold \";\" or \"\\\": upstreams read them as parameters or slashes", pth)
 	}
 	if d := NormalizePath(escapePath(decodeAll(pth))); d != pth {
-		return fmt.Errorf("path %q: upstreams that decode it serve %q; write that", pth, d)
+		return fmt.Errorf("%q: upstreams that decode it serve %q; write that", pth, d)
 	}
 	return nil
 }
 
-// checkHost accepts a lower-case host name, or "*." followed by one, without a port.
+// hostRE is a lower-case host name (or IPv4 address), optionally behind "*." for its subdomains.
+var hostRE = regexp.MustCompile(`^(\*\.)?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$`)
+
+// checkHost accepts a lower-case host name, or "*." followed by one, without a port. IPv6 literals are
+// refused: the config check used to accept "[::1]", which then never matched (a request's host loses its
+// brackets) and which this check refused at start-up.
 func checkHost(h string) error {
-	name := strings.TrimPrefix(h, "*.")
-	if name == "" || strings.ContainsAny(name, "*:/ ") || strings.HasPrefix(name, ".") || strings.Contains(name, "..") {
-		return fmt.Errorf("host %q: want a host name such as api.example.com or *.example.com, without port", h)
+	if !hostRE.MatchString(h) {
+		return fmt.Errorf("%q: want a host name such as api.example.com or *.example.com, without port", h)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package policy_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -140,15 +141,24 @@ func TestNewRejects(t *testing.T) {
 		def   policy.Action
 		want  []string
 	}{
-		{name: "default_optional", def: policy.Optional, want: []string{"default optional"}},
+		{name: "default_optional", def: policy.Optional, want: []string{"default: optional"}},
 		{name: "name_twice", rules: []policy.Rule{{Name: "a"}, {Name: "a"}}, want: []string{"rule 1 (a)"}},
 		{name: "name_default", rules: []policy.Rule{{Name: "default"}}, want: []string{"rule 0 (default)"}},
 		{name: "bad_regex", rules: []policy.Rule{{Name: "a", Match: policy.Match{PathRegex: "("}}}, want: []string{"path_regex"}},
 		{name: "two_paths", rules: []policy.Rule{{Name: "a", Match: policy.Match{PathExact: "/a", PathPrefix: "/a"}}}, want: []string{"at most one"}},
-		{name: "path_not_normal", rules: []policy.Rule{{Name: "a", Match: policy.Match{PathPrefix: "/a/../b"}}}, want: []string{"normalised path"}},
+		{name: "path_not_normal", rules: []policy.Rule{{Name: "a", Match: policy.Match{PathPrefix: "/a/../b"}}}, want: []string{"match.path_prefix", `write "/b"`}},
+		{name: "name_empty", rules: []policy.Rule{{}}, want: []string{"rule 0 (): name: a rule needs a name"}},
+		{name: "host_ipv6_literal", rules: []policy.Rule{{Name: "a", Match: policy.Match{Host: "[::1]"}}}, want: []string{"match.host"}},
+		{name: "method_with_space", rules: []policy.Rule{{Name: "a", Match: policy.Match{Methods: []string{"GET POST"}}}}, want: []string{`match.methods: "GET POST" is not a method`}},
+		{name: "context_extension_empty_key", rules: []policy.Rule{{Name: "a", Match: policy.Match{ContextExtensions: map[string]string{"": "x"}}}}, want: []string{"match.context_extensions: empty key"}},
+		{name: "token_use_any", rules: []policy.Rule{{Name: "a", Require: policy.Require{TokenUse: "any"}}}, want: []string{"require.token_use"}},
+		{name: "group_blank", rules: []policy.Rule{{Name: "a", Require: policy.Require{GroupsAll: []string{" "}}}}, want: []string{"require.groups_all"}},
+		{name: "scope_with_space", rules: []policy.Rule{{Name: "a", Require: policy.Require{ScopesAny: []string{"a b"}}}}, want: []string{"require.scopes_any"}},
+		{name: "claim_without_values", rules: []policy.Rule{{Name: "a", Require: policy.Require{Claims: map[string][]string{"x": nil}}}}, want: []string{"require.claims[x]: list at least one"}},
+		{name: "claim_empty_name", rules: []policy.Rule{{Name: "a", Require: policy.Require{Claims: map[string][]string{"": {"x"}}}}}, want: []string{"require.claims: empty claim name"}},
 		{name: "host_with_port", rules: []policy.Rule{{Name: "a", Match: policy.Match{Host: "a.com:80"}}}, want: []string{"without port"}},
 		{name: "host_inner_wildcard", rules: []policy.Rule{{Name: "a", Match: policy.Match{Host: "a.*.com"}}}, want: []string{"host"}},
-		{name: "require_on_allow", rules: []policy.Rule{{Name: "a", Action: policy.Allow, Require: policy.Require{GroupsAny: []string{"x"}}}}, want: []string{"require needs action authenticated"}},
+		{name: "require_on_allow", rules: []policy.Rule{{Name: "a", Action: policy.Allow, Require: policy.Require{GroupsAny: []string{"x"}}}}, want: []string{"require: needs action authenticated"}},
 		{name: "anonymous_not_optional", rules: []policy.Rule{{Name: "a", AnonymousOnInvalid: true}}, want: []string{"needs action optional"}},
 		{name: "every_problem_at_once", rules: []policy.Rule{{Name: "a", Match: policy.Match{PathRegex: "("}}, {Name: "a"}},
 			want: []string{"path_regex", "rule 1 (a)"}},
@@ -159,6 +169,10 @@ func TestNewRejects(t *testing.T) {
 			_, err := policy.New(tt.rules, tt.def)
 			if err == nil {
 				t.Fatal("New() succeeded, want an error")
+			}
+			var fe *policy.FieldError
+			if !errors.As(err, &fe) {
+				t.Errorf("New() error = %v, want a *policy.FieldError", err)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
 	"github.com/cognito-authz/cognito-authz/pkg/jwks"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
 
@@ -86,7 +87,7 @@ func verifiers(tb testing.TB, iss *devissuer.Issuer) (access, id *token.Verifier
 
 func newFixture(tb testing.TB, mod ...func(*Options)) *fixture {
 	tb.Helper()
-	iss := devissuer.Start(tb)
+	iss := testkit.Start(tb)
 	access, id := verifiers(tb, iss)
 	c := &clock{}
 	o := Options{

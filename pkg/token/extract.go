@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -38,8 +39,11 @@ type Source struct {
 	Cookie string // cookie name; set instead of Header
 }
 
+// AuthorizationHeader is the Authorization header's name as Envoy sends it: the one spelling of it.
+const AuthorizationHeader = "authorization"
+
 // BearerSource is the default: Authorization: Bearer <jwt>.
-var BearerSource = Source{Header: "authorization", Prefix: "Bearer "}
+var BearerSource = Source{Header: AuthorizationHeader, Prefix: "Bearer "}
 
 // Extract returns the token of the first source that holds a credential. A source whose header is present
 // but holds a different scheme (Basic, say) does not count as holding one. maxBytes bounds the token's length
@@ -106,6 +110,30 @@ func (src Source) lookup(h Headers) (string, bool) {
 	}
 	// "Bearer" with nothing after it is a malformed credential, not a missing one.
 	return strings.Trim(rest, " \t"), true
+}
+
+// WithoutCookies returns the Cookie header line without the cookies named in names (the others kept as
+// sent, in order, joined by "; " as RFC 6265 §5.4 joins them), and whether any was dropped. It splits as
+// the lenient lookup reads, so every cookie a source could take a token from is dropped.
+func WithoutCookies(line string, names []string) (string, bool) {
+	var kept []string
+	dropped := false
+	for part := range strings.SplitSeq(line, ";") {
+		part = strings.Trim(part, " \t")
+		if part == "" {
+			continue
+		}
+		name, _, _ := strings.Cut(part, "=")
+		if slices.Contains(names, strings.Trim(name, " \t")) {
+			dropped = true
+			continue
+		}
+		kept = append(kept, part)
+	}
+	if !dropped {
+		return line, false
+	}
+	return strings.Join(kept, "; "), true
 }
 
 // Classes of the bytes of a compact JWS, looked up by table: this loop runs over every token of every

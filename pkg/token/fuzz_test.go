@@ -6,9 +6,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
-	"github.com/cognito-authz/cognito-authz/pkg/token"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
+	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
 
 // sentinels is every error Extract and Verify may wrap; any error they return must wrap one.
@@ -66,8 +67,8 @@ func FuzzExtract(f *testing.F) {
 }
 
 func FuzzVerify(f *testing.F) {
-	iss := devissuer.Start(f)
-	set := loadedSet(f, iss)
+	iss := testkit.Start(f)
+	set := testkit.LoadedSet(f, iss)
 	key := iss.SigningKey()
 	v := newVerifier(f, iss, set, "any")
 
@@ -123,8 +124,8 @@ func FuzzVerify(f *testing.F) {
 }
 
 func BenchmarkVerify(b *testing.B) {
-	iss := devissuer.Start(b)
-	v := newVerifier(b, iss, loadedSet(b, iss), "access")
+	iss := testkit.Start(b)
+	v := newVerifier(b, iss, testkit.LoadedSet(b, iss), "access")
 	tok := sign(b, iss.SigningKey(), nil, timed(iss.Access()))
 	ctx := b.Context()
 	b.ReportAllocs()
@@ -138,8 +139,8 @@ func BenchmarkVerify(b *testing.B) {
 // BenchmarkVerifyExtraClaims is BenchmarkVerify with three extra claims kept, one of them a claim the
 // verifier reads itself: still one pass over the payload.
 func BenchmarkVerifyExtraClaims(b *testing.B) {
-	iss := devissuer.Start(b)
-	v := newVerifier(b, iss, loadedSet(b, iss), "access", token.WithClaims("custom:tenant", "email_verified", "cognito:groups"))
+	iss := testkit.Start(b)
+	v := newVerifier(b, iss, testkit.LoadedSet(b, iss), "access", token.WithClaims("custom:tenant", "email_verified", "cognito:groups"))
 	tok := sign(b, iss.SigningKey(), nil, timed(iss.Access()))
 	ctx := b.Context()
 	b.ReportAllocs()

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
 
@@ -14,8 +14,8 @@ import (
 // exactly when Verify would have passed.
 func TestIdentityTimes(t *testing.T) {
 	t.Parallel()
-	iss := devissuer.Start(t)
-	set := loadedSet(t, iss)
+	iss := testkit.Start(t)
+	set := testkit.LoadedSet(t, iss)
 	key := iss.SigningKey()
 	const leeway = 30 * time.Second
 	tests := []struct {
@@ -64,8 +64,8 @@ func TestIdentityTimes(t *testing.T) {
 // TestKeyHeld: an identity knows whether its signing key is still in its pool's key set.
 func TestKeyHeld(t *testing.T) {
 	t.Parallel()
-	iss := devissuer.Start(t)
-	set := loadedSet(t, iss)
+	iss := testkit.Start(t)
+	set := testkit.LoadedSet(t, iss)
 	id, err := newVerifier(t, iss, set, "access").Verify(t.Context(), sign(t, iss.SigningKey(), nil, timed(iss.Access())))
 	if err != nil {
 		t.Fatal(err)

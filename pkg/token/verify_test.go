@@ -11,16 +11,17 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
-	"github.com/cognito-authz/cognito-authz/pkg/jwks"
-	"github.com/cognito-authz/cognito-authz/pkg/token"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
+	"github.com/cognito-authz/cognito-authz/pkg/jwks"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
+	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
 
 // now is the fixed clock of these tests: tokens are minted relative to it and verifiers read it.
@@ -29,30 +30,8 @@ var now = time.Unix(1_800_000_000, 0)
 // updatedIssuer is Cognito's newer issuer form; the tests route it to the devissuer's keys.
 const updatedIssuer = "https://issuer-cognito-idp.us-east-1.amazonaws.com/" + devissuer.DefaultPoolID
 
-// otherKey is a second RSA key (generating one is slow under -race, so once per test binary).
-var otherKey = sync.OnceValues(func() (*devissuer.Key, error) { return devissuer.NewKey("other-key") })
-
-func mustOtherKey(tb testing.TB, kid string) *devissuer.Key {
-	tb.Helper()
-	k, err := otherKey()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return &devissuer.Key{ID: kid, Private: k.Private}
-}
-
-// loadedSet is a real key set over the devissuer's JWKS, loaded once.
-func loadedSet(tb testing.TB, iss *devissuer.Issuer) *jwks.Set {
-	tb.Helper()
-	set, err := jwks.New(jwks.Options{URL: iss.JWKSURL(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := set.Refresh(tb.Context()); err != nil {
-		tb.Fatal(err)
-	}
-	return set
-}
+// mustOtherKey is a second RSA key (pre-generated) under kid.
+func mustOtherKey(tb testing.TB, kid string) *devissuer.Key { return testkit.Key(tb, 1, kid) }
 
 // newVerifier accepts the devissuer's pool under both issuer forms, for client devissuer.DefaultClientID.
 func newVerifier(tb testing.TB, iss *devissuer.Issuer, set token.KeySource, use string, opts ...token.Option) *token.Verifier {
@@ -142,8 +121,8 @@ func rawClaims(tb testing.TB, key *devissuer.Key, c jwt.MapClaims, override stri
 
 func TestVerify(t *testing.T) {
 	t.Parallel()
-	iss := devissuer.Start(t)
-	set := loadedSet(t, iss)
+	iss := testkit.Start(t)
+	set := testkit.LoadedSet(t, iss)
 	key := iss.SigningKey()
 	access := func() jwt.MapClaims { return timed(iss.Access()) }
 	id := func() jwt.MapClaims { return timed(iss.IDToken()) }
@@ -392,8 +371,8 @@ func rawHeader(tb testing.TB, key *devissuer.Key, header string, c jwt.MapClaims
 // TestVerifyClaims checks that WithClaims keeps the named claims that have a faithful string form.
 func TestVerifyClaims(t *testing.T) {
 	t.Parallel()
-	iss := devissuer.Start(t)
-	v := newVerifier(t, iss, loadedSet(t, iss), "id", token.WithClaims(
+	iss := testkit.Start(t)
+	v := newVerifier(t, iss, testkit.LoadedSet(t, iss), "id", token.WithClaims(
 		"custom:tenant", "custom:roles", "custom:level", "custom:ratio", "email_verified",
 		"custom:object", "custom:null", "custom:mixed", "custom:absent", "custom:tenant", // duplicate on purpose
 	))
@@ -426,8 +405,8 @@ func TestVerifyClaims(t *testing.T) {
 // of a foreign issuer with an unknown kid (which would otherwise start an unknown-kid fetch) costs nothing.
 func TestVerifyUnknownIssuerFetchesNothing(t *testing.T) {
 	t.Parallel()
-	iss := devissuer.Start(t)
-	v := newVerifier(t, iss, loadedSet(t, iss), "access")
+	iss := testkit.Start(t)
+	v := newVerifier(t, iss, testkit.LoadedSet(t, iss), "access")
 	before := iss.Fetches()
 	for _, issuer := range []string{"https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_other", ""} {
 		c := edit(timed(iss.Access()), map[string]any{"iss": issuer})
@@ -445,7 +424,7 @@ func TestVerifyUnknownIssuerFetchesNothing(t *testing.T) {
 // not as an unknown key or a bad signature.
 func TestVerifyKeysNeverLoaded(t *testing.T) {
 	t.Parallel()
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	iss.FailWith(500)
 	set, err := jwks.New(jwks.Options{URL: iss.JWKSURL(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -465,8 +444,8 @@ func TestVerifyKeysNeverLoaded(t *testing.T) {
 
 func TestNewVerifier(t *testing.T) {
 	t.Parallel()
-	iss := devissuer.Start(t)
-	set := loadedSet(t, iss)
+	iss := testkit.Start(t)
+	set := testkit.LoadedSet(t, iss)
 	tests := []struct {
 		name    string
 		pools   []token.Pool
@@ -490,8 +469,8 @@ func TestNewVerifier(t *testing.T) {
 // Unicode folding), and a name that appears twice is refused.
 func TestVerifyExactNames(t *testing.T) {
 	t.Parallel()
-	iss := devissuer.Start(t)
-	set := loadedSet(t, iss)
+	iss := testkit.Start(t)
+	set := testkit.LoadedSet(t, iss)
 	key := iss.SigningKey()
 	access := func() jwt.MapClaims { return timed(iss.Access()) }
 	kid := `"kid":"` + key.ID + `"`
@@ -542,8 +521,8 @@ func TestVerifyExactNames(t *testing.T) {
 // TestVerifyClaimsKnownNames: an extra claim that is also one the verifier reads is kept and still read.
 func TestVerifyClaimsKnownNames(t *testing.T) {
 	t.Parallel()
-	iss := devissuer.Start(t)
-	v := newVerifier(t, iss, loadedSet(t, iss), "id", token.WithClaims("email", "cognito:groups", "Email"))
+	iss := testkit.Start(t)
+	v := newVerifier(t, iss, testkit.LoadedSet(t, iss), "id", token.WithClaims("email", "cognito:groups", "Email"))
 	got, err := v.Verify(t.Context(), rawClaims(t, iss.SigningKey(), timed(iss.IDToken()), `"Email":"mallory@example.com"`))
 	if err != nil {
 		t.Fatalf("Verify() error = %v", err)
