@@ -257,7 +257,9 @@ func (a *Authorizer) judge(ctx context.Context, r *Request) (Decision, *policy.R
 	}
 	rules := a.opts.Policy.Select(&policy.Request{Method: r.Method, Host: r.Host, Path: r.Path, ContextExtensions: r.ContextExtensions})
 	if len(rules) > 1 && a.opts.RejectAmbiguousPaths {
-		return a.deny(rules[0], ReasonPathAmbiguous, fmt.Errorf("%w: %s", errAmbiguous, ruleNames(rules))), rules[0]
+		// The refusal is the mode's, not a rule's: a dry run of the first rule must not turn it into an allow.
+		mode := &policy.Rule{Name: rules[0].Name}
+		return a.deny(mode, ReasonPathAmbiguous, fmt.Errorf("%w: %s", errAmbiguous, ruleNames(rules))), mode
 	}
 	var c credential
 	var best, dry Decision

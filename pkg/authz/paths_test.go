@@ -117,6 +117,10 @@ func TestPathBypasses(t *testing.T) {
 		// A dry-run rule keeps its dry run when selected with a more lenient one: the deny is answered as
 		// a marked allow, as it would be on its own path.
 		{name: "dry_run_rule_selected", path: "/public/..;/beta", as: user, want: authz.ReasonGroupRequired, ambiguous: true},
+		// ...but never hides the deny of a rule that is not in dry run: the normal reading selects the dry-run
+		// rule, Tomcat's reading the admin rule, and the admin rule's deny is the answer.
+		{name: "dry_run_rule_does_not_hide_a_deny", path: "/beta/..;/admin", as: user, want: authz.ReasonGroupRequired, ambiguous: true},
+		{name: "dry_run_rule_does_not_hide_a_deny_anonymous", path: "/beta/..;/secrets", as: admin, want: authz.ReasonRuleDenied, ambiguous: true},
 		// One reading only: judged as before.
 		{name: "normal_dotdot", path: "/public/../admin", as: user, want: authz.ReasonGroupRequired, ambiguous: true},
 		{name: "plain_public", path: "/public/a", as: anonymous, want: authz.ReasonAnonymous},
