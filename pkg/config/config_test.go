@@ -449,7 +449,7 @@ var ValidateCases = []ValidateCase{
 			{Name: "feed", Match: Match{PathRegex: "/feed/.*", ContextExtensions: map[string]string{"policy": "feed"}}, Action: "optional", OptionalInvalid: "anonymous"},
 		}
 	}},
-	{Name: "default_bad", Rules: true, Mutate: func(c *Config) { c.Default = "optional" }, Want: `default: optional: want authenticated, allow or deny`},
+	{Name: "default_bad", Rules: true, Mutate: func(c *Config) { c.Default = "optional" }, Want: `default: optional: want authenticated, login, allow or deny`},
 	{Name: "default_empty", Mutate: func(c *Config) { c.Default = "" }, Want: `default ""`},
 	{Name: "default_allow", Mutate: func(c *Config) { c.Default = "allow" }},
 	{Name: "rule_name_empty", Rules: true, Mutate: func(c *Config) { c.Rules = []Rule{{}} }, Want: `rules[0].name: a rule needs a name`},

@@ -294,9 +294,16 @@ func (h joinedHeaders) Get(name string) string {
 func WriteHTTP(w http.ResponseWriter, d *authz.Decision) {
 	hs := w.Header()
 	for _, h := range d.Headers {
+		if strings.EqualFold(h.Name, "set-cookie") {
+			hs.Add(h.Name, h.Value) // every one: a browser needs them all
+			continue
+		}
 		hs.Set(h.Name, h.Value)
 	}
 	if d.Allowed() {
+		for _, h := range d.ResponseHeaders { // Set-Cookie of a refreshed session, on the 200
+			hs.Add(h.Name, h.Value)
+		}
 		if len(d.Remove) > 0 {
 			hs.Set(HeadersToRemove, strings.Join(d.Remove, ","))
 		}
@@ -308,6 +315,6 @@ func WriteHTTP(w http.ResponseWriter, d *authz.Decision) {
 		return
 	}
 	hs.Set("Content-Length", strconv.Itoa(len(d.Body)))
-	w.WriteHeader(d.Outcome.HTTPStatus())
+	w.WriteHeader(d.HTTPStatus())
 	w.Write([]byte(d.Body)) // the client went away or not: nothing else to do
 }
