@@ -325,9 +325,9 @@ type credential struct {
 	slot   *Slot
 	err    error
 	// The browser session, when it is the credential (no token source had one): see browser.go.
-	session  *session.Credential
-	cookies  []string // Set-Cookie for the downstream response: a refreshed session, or clearing a dead one
-	bearer   bool     // a token source had a token
+	session *session.Credential
+	cookies []string // Set-Cookie for the downstream response: a refreshed session, or clearing a dead one
+	bearer  bool     // a token source had a token
 }
 
 func (a *Authorizer) credential(ctx context.Context, r *Request, c *credential) {
