@@ -43,6 +43,8 @@ type Config struct {
 	// DynamicMetadata chooses what the gRPC answer's dynamic_metadata carries beyond outcome, reason, rule
 	// and dry_run.
 	DynamicMetadata DynamicMetadata `yaml:"dynamic_metadata"`
+	// Browser is browser sign-in (browser.go); nil: off.
+	Browser *Browser `yaml:"browser"`
 }
 
 // DynamicMetadata is the dynamic_metadata section.

@@ -197,6 +197,7 @@ func (c *Config) Validate() error {
 		bad("identity.forward_token must be true or false")
 	}
 	c.validateRules(bad, names)
+	c.validateBrowser(bad, names)
 	return errors.Join(errs...)
 }
 
