@@ -396,7 +396,7 @@ func (a *Authorizer) decide(ctx context.Context, r *Request, rule *policy.Rule, 
 	if err != nil && rule.Action == policy.Login && !c.bearer {
 		return a.challenge(r, rule, c, err)
 	}
-	if c.session != nil {
+	if c.session != nil || len(c.cookies) > 0 {
 		defer a.withSession(r, c, &d)
 	}
 	if err != nil {
