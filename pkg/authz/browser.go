@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/cognito-authz/cognito-authz/pkg/policy"
 	"github.com/cognito-authz/cognito-authz/pkg/session"
@@ -52,7 +53,7 @@ func answer(f *session.Flow, r session.Request, resp session.Response) Decision 
 		Description: reasonInfo[reason].text, Err: resp.Err}
 	d.Headers = make([]Header, len(resp.Headers))
 	for i, h := range resp.Headers {
-		d.Headers[i] = Header{h.Name, h.Value}
+		d.Headers[i] = Header{strings.ToLower(h.Name), h.Value}
 	}
 	return d
 }
@@ -154,7 +155,7 @@ func (a *Authorizer) challenge(r *Request, rule *policy.Rule, c *credential, err
 		d.Err = errors.Join(err, resp.Err) // e.g. a Host not in allowed_hosts: no redirect_uri is built
 	}
 	for _, h := range resp.Headers {
-		d.Headers = append(d.Headers, Header{h.Name, h.Value})
+		d.Headers = append(d.Headers, Header{strings.ToLower(h.Name), h.Value})
 	}
 	addCookies(&d, c.cookies)
 	return d

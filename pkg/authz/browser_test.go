@@ -211,7 +211,7 @@ func TestBrowserSignIn(t *testing.T) {
 			fx := newBrowserFixture(t, forward)
 			j := newJar()
 			cb := fx.signIn(t, j, "/app/page?x=1&y=two", "carol", "users")
-			if loc, _ := header(cb.Headers, "Location"); loc != "/app/page?x=1&y=two" {
+			if loc, _ := header(cb.Headers, "location"); loc != "/app/page?x=1&y=two" {
 				t.Errorf("callback Location = %q, want the original URL", loc)
 			}
 			for i := range 2 {
