@@ -105,7 +105,34 @@ const HeadersToRemove = "x-envoy-auth-headers-to-remove"
 func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r := h.Request(req)
 	d := h.checker.Check(req.Context(), &r)
+	if d.Allowed() {
+		upstreamCookie(w, req, &d)
+	}
 	WriteHTTP(w, &d)
+}
+
+// upstreamCookie answers an allow of a request with cookies with the Cookie header the upstream may see
+// (the request's, without the session's and token sources' cookies; empty when none is left), whenever
+// the decision does not set one itself. Forward-auth proxies copy a listed answer header onto the upstream
+// request (Caddy copy_headers or request_header, Traefik authResponseHeaders); with Cookie among them, our
+// cookies never reach the upstream, and a Caddy that writes a missing header's placeholder literally
+// (2.6) always has one to copy. Envoy reads x-envoy-auth-headers-to-remove instead.
+func upstreamCookie(w http.ResponseWriter, req *http.Request, d *authz.Decision) {
+	if len(req.Header.Values("Cookie")) == 0 {
+		return
+	}
+	for _, h := range d.Headers {
+		if strings.EqualFold(h.Name, "cookie") {
+			return
+		}
+	}
+	v := joinedHeaders(req.Header).Get("cookie")
+	for _, r := range d.Remove {
+		if r == "cookie" {
+			v = ""
+		}
+	}
+	w.Header().Set("Cookie", v)
 }
 
 // Request translates an HTTP ext_authz request into an authz.Request.
