@@ -94,7 +94,7 @@ func testLogger(t *testing.T) *slog.Logger {
 // runningService is a running serve(); stop cancels its context and returns what serve returned.
 type runningService struct {
 	grpcAddr, adminAddr, httpAddr string
-	stop                func() error
+	stop                          func() error
 }
 
 // launch runs serve in-process until stop is called.
