@@ -49,8 +49,8 @@ type BrowserEndpoint struct {
 	Revoke    string `yaml:"revoke"`
 }
 
-// browserDefaults fills what the block leaves out.
-func (b *Browser) defaults() {
+// Defaults fills what the block leaves out (Decode calls it).
+func (b *Browser) Defaults() {
 	if b.Scopes == nil {
 		b.Scopes = []string{"openid", "email", "profile"}
 	}
@@ -97,7 +97,6 @@ func (c *Config) validateBrowser(bad func(string, ...any), pools map[string]bool
 		}
 		return
 	}
-	b.defaults()
 	if b.Domain == "" && (b.Endpoints.Authorize == "" || b.Endpoints.Token == "") {
 		bad("browser.domain is required (or endpoints.authorize and endpoints.token)")
 	} else if b.Domain != "" {

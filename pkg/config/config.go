@@ -136,7 +136,7 @@ type TokenSource struct {
 type Rule struct {
 	Name   string `yaml:"name"`
 	Match  Match  `yaml:"match"`
-	Action string `yaml:"action"` // authenticated (default) | allow | deny | optional
+	Action string `yaml:"action"` // authenticated (default) | login | allow | deny | optional
 	// OptionalInvalid is what an optional rule does with a token that does not verify: deny (401, the
 	// default) or anonymous (let it through without identity).
 	OptionalInvalid string   `yaml:"optional_invalid"`
