@@ -415,6 +415,9 @@ func Decode(data []byte) (*Config, error) {
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
+	if c.Browser != nil {
+		c.Browser.Defaults()
+	}
 	// A second document in the file is almost always a mistake (a stray ---); refuse it rather than ignore it.
 	var extra any
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
