@@ -30,7 +30,7 @@ type browserFixture struct {
 	hits atomic.Int64
 }
 
-func newBrowserFixture(t *testing.T, forward bool, mod ...func(*session.Options)) *browserFixture {
+func newBrowserFixture(t testing.TB, forward bool, mod ...func(*session.Options)) *browserFixture {
 	t.Helper()
 	fx := &browserFixture{iss: testkit.Start(t)}
 	set := testkit.LoadedSet(t, fx.iss)
@@ -83,7 +83,7 @@ type jar struct{ m map[string]string }
 
 func newJar() *jar { return &jar{m: map[string]string{"theme": "dark"}} }
 
-func (j *jar) apply(t *testing.T, lines []string) {
+func (j *jar) apply(t testing.TB, lines []string) {
 	t.Helper()
 	for _, l := range lines {
 		c, err := http.ParseSetCookie(l)
@@ -153,7 +153,7 @@ func setCookies(d authz.Decision) []string {
 }
 
 // loginForm drives the dev issuer's real login form and returns the callback path it redirects to.
-func loginForm(t *testing.T, authorize string, username string, groups ...string) string {
+func loginForm(t testing.TB, authorize string, username string, groups ...string) string {
 	t.Helper()
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := noFollow.Get(authorize)
@@ -182,7 +182,7 @@ func loginForm(t *testing.T, authorize string, username string, groups ...string
 
 // signIn navigates to path (a login route), signs in as username and follows the callback: it returns the
 // callback's decision.
-func (fx *browserFixture) signIn(t *testing.T, j *jar, path, username string, groups ...string) authz.Decision {
+func (fx *browserFixture) signIn(t testing.TB, j *jar, path, username string, groups ...string) authz.Decision {
 	t.Helper()
 	d := fx.a.Check(t.Context(), j.nav(app, path))
 	loc, _ := header(d.Headers, "Location")
