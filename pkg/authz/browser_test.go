@@ -32,6 +32,11 @@ type browserFixture struct {
 
 func newBrowserFixture(t testing.TB, forward bool, mod ...func(*session.Options)) *browserFixture {
 	t.Helper()
+	return newBrowserFixtureDry(t, forward, false, mod...)
+}
+
+func newBrowserFixtureDry(t testing.TB, forward, dryRun bool, mod ...func(*session.Options)) *browserFixture {
+	t.Helper()
 	fx := &browserFixture{iss: testkit.Start(t)}
 	set := testkit.LoadedSet(t, fx.iss)
 	pool := token.Pool{Name: "main", Issuers: []string{fx.iss.URL}, ClientIDs: []string{fx.iss.ClientID}, TokenUse: "any", Keys: set}
@@ -70,7 +75,7 @@ func newBrowserFixture(t testing.TB, forward bool, mod ...func(*session.Options)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fx.a, err = authz.New(authz.Options{Verifier: v, Policy: p, Headers: headers, ForwardToken: forward, Session: flow,
+	fx.a, err = authz.New(authz.Options{Verifier: v, Policy: p, Headers: headers, ForwardToken: forward, Session: flow, DryRun: dryRun,
 		Cache: authz.CacheOptions{MaxEntries: 1000, MaxBytes: 1 << 20, OnHit: func() { fx.hits.Add(1) }}})
 	if err != nil {
 		t.Fatal(err)
@@ -457,4 +462,23 @@ func maps(m map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// TestDryRunKeepsFlowAnswers: a global dry run turns a login rule's challenge into a marked allow (as any
+// deny), but never the flow's own answers: a callback must still set the session and redirect, a logout
+// still clear it.
+func TestDryRunKeepsFlowAnswers(t *testing.T) {
+	t.Parallel()
+	fx := newBrowserFixtureDry(t, false, true)
+	j := newJar()
+	d := fx.a.Check(t.Context(), j.nav(app, "/app"))
+	if !d.Allowed() || !d.DryRun || d.Reason != authz.ReasonLoginRequired {
+		t.Fatalf("dry run of a challenge: %s %s dry=%v", d.Outcome, d.Reason, d.DryRun)
+	}
+	for _, path := range []string{"/_authz/login?rd=/app", "/_authz/callback?code=x&state=y"} {
+		d := fx.a.Check(t.Context(), j.nav(app, path))
+		if d.Allowed() || d.Outcome != authz.Answered {
+			t.Errorf("%s in dry run: %s %s, want the flow's answer", path, d.Outcome, d.Reason)
+		}
+	}
 }
