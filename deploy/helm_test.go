@@ -3,11 +3,19 @@ package deploy_test
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"maps"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -45,6 +53,12 @@ const (
 	chartConfigDir = "/etc/cognito-authz/config"
 	chartTLSDir    = "/etc/cognito-authz/tls"
 )
+
+func init() {
+	// Helm's loader logs (with the standard logger) every symlink it follows; the chart's files/ are
+	// symlinks to deploy/monitoring, one place for the rules and the dashboard. Nothing else here logs.
+	log.SetOutput(io.Discard)
+}
 
 // chartKubeVersion is the cluster the chart is rendered and linted for: the oldest its kubeVersion admits.
 var chartKubeVersion = &chartutil.KubeVersion{Version: "v1.31.0", Major: "1", Minor: "31"}
@@ -341,9 +355,18 @@ func TestHelmChartCombinations(t *testing.T) {
 			}},
 		{name: "tls", wantKinds: map[string]int{"Deployment": 1, "Service": 1, "ServiceAccount": 1, "ConfigMap": 1, "PodDisruptionBudget": 1},
 			check: func(t *testing.T, r chartRender) {
-				cfg := r.serviceConfig(t)
-				if cfg.Server.TLS.CertFile != chartTLSDir+"/tls.crt" || cfg.Server.TLS.KeyFile != chartTLSDir+"/tls.key" || cfg.Server.TLS.ClientCAFile != "" {
-					t.Errorf("server.tls = %+v, want the mounted Secret's files, no client CA", cfg.Server.TLS)
+				r.serviceConfig(t) // valid, with the Secret's files in place
+				var cfg struct {
+					Server struct {
+						TLS map[string]string `json:"tls"`
+					} `json:"server"`
+				}
+				if err := yaml.Unmarshal([]byte(r.ConfigMaps[r.Deployment.Name].Data["config.yaml"]), &cfg); err != nil {
+					t.Fatal(err)
+				}
+				want := map[string]string{"cert_file": chartTLSDir + "/tls.crt", "key_file": chartTLSDir + "/tls.key"}
+				if !maps.Equal(cfg.Server.TLS, want) {
+					t.Errorf("server.tls = %v, want the mounted Secret's files %v, no client CA", cfg.Server.TLS, want)
 				}
 				wantMount(t, r.container(t), "tls", chartTLSDir)
 			}},
@@ -665,11 +688,50 @@ func (r chartRender) serviceConfig(t *testing.T) *config.Config {
 	if cm == nil {
 		t.Fatal("no config ConfigMap rendered")
 	}
-	c, err := config.Parse([]byte(cm.Data["config.yaml"]))
+	data := cm.Data["config.yaml"]
+	if strings.Contains(data, chartTLSDir+"/") {
+		// The service reads the TLS files while validating: stand in for the mounted Secret with a real
+		// self-signed certificate in a temporary directory, named as the Secret's keys are.
+		dir := t.TempDir()
+		writeTLSSecret(t, dir)
+		data = strings.ReplaceAll(data, chartTLSDir+"/", dir+"/")
+	}
+	c, err := config.Parse([]byte(data))
 	if err != nil {
 		t.Fatalf("config.Parse(rendered config.yaml): %v\n%s", err, cm.Data["config.yaml"])
 	}
 	return c
+}
+
+// writeTLSSecret writes what a cert-manager kubernetes.io/tls Secret holds: tls.crt, tls.key, ca.crt.
+func writeTLSSecret(t *testing.T, dir string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "cognito-authz"}, DNSNames: []string{"cognito-authz"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	for name, data := range map[string][]byte{
+		"tls.crt": cert, "ca.crt": cert, "tls.key": pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}),
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func wantMinAvailable(t *testing.T, pdb *policyv1.PodDisruptionBudget, want int) {
