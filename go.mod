@@ -32,9 +32,9 @@ require (
 	github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring v0.95.2
 	github.com/prometheus/client_model v0.6.3
 	github.com/prometheus/common v0.72.1
-	github.com/prometheus/prometheus v0.316.0
+	github.com/prometheus/prometheus v0.316.0 // tests only: rulefmt, PromQL parser and promqltest for deploy/monitoring
 	golang.org/x/sys v0.49.0
-	helm.sh/helm/v3 v3.22.0
+	helm.sh/helm/v3 v3.22.0 // tests only: deploy/ renders and lints the chart with Helm's library
 )
 
 require (

@@ -857,6 +857,8 @@ func TestHelmValuesRejected(t *testing.T) {
 		{name: "hpa_max_below_min", values: "autoscaling: {enabled: true, minReplicas: 4, maxReplicas: 2}", wantErr: "maxReplicas"},
 		{name: "no_pools", values: "config: {pools: []}", wantErr: "config.pools"},
 		{name: "grace_below_prestop", values: "preStopSleepSeconds: 30\nterminationGracePeriodSeconds: 20", wantErr: "terminationGracePeriodSeconds"},
+		{name: "grace_below_shutdown_timeout", values: "config: {server: {shutdown_timeout: 60s}}\nterminationGracePeriodSeconds: 45", wantErr: "shutdown_timeout (60s)"},
+		{name: "grace_below_shutdown_minutes", values: "config: {server: {shutdown_timeout: 2m}}\nterminationGracePeriodSeconds: 100", wantErr: "shutdown_timeout (120s)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
