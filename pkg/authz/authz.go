@@ -13,8 +13,12 @@ import (
 	"slices"
 	"strings"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/cognito-authz/cognito-authz/pkg/policy"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
+	"github.com/cognito-authz/cognito-authz/pkg/tracing"
 )
 
 // Request is what the decision needs of an HTTP request, whichever transport carried it.
@@ -389,7 +393,7 @@ func (a *Authorizer) CacheLen() int {
 // never gets its answer encoded twice, nor kept.
 func (a *Authorizer) verify(ctx context.Context, raw string) (*token.Identity, []Header, []string, *Slot, error) {
 	if a.cache == nil {
-		id, err := a.opts.Verifier.Verify(ctx, raw)
+		id, err := a.verifyTraced(ctx, raw)
 		if err != nil {
 			return nil, nil, nil, nil, err
 		}
@@ -401,6 +405,9 @@ func (a *Authorizer) verify(ctx context.Context, raw string) (*token.Identity, [
 		if a.opts.Cache.OnHit != nil {
 			a.opts.Cache.OnHit()
 		}
+		if sp := trace.SpanFromContext(ctx); sp.IsRecording() {
+			sp.AddEvent("cache.hit")
+		}
 		if e.id == nil {
 			return nil, nil, nil, nil, e.err
 		}
@@ -409,7 +416,7 @@ func (a *Authorizer) verify(ctx context.Context, raw string) (*token.Identity, [
 	if a.opts.Cache.OnMiss != nil {
 		a.opts.Cache.OnMiss()
 	}
-	id, err := a.opts.Verifier.Verify(ctx, raw)
+	id, err := a.verifyTraced(ctx, raw)
 	if err != nil {
 		a.cache.storeDeny(k, reasonOf(err), err)
 		return nil, nil, nil, nil, err
@@ -417,6 +424,21 @@ func (a *Authorizer) verify(ctx context.Context, raw string) (*token.Identity, [
 	set, remove := a.identityHeaders(id)
 	a.cache.storeAllow(k, id, &Decision{Headers: set, Remove: remove})
 	return id, set, remove, nil, nil
+}
+
+// verifyTraced verifies raw, in a token.verify span when the Check is traced.
+func (a *Authorizer) verifyTraced(ctx context.Context, raw string) (*token.Identity, error) {
+	ctx, span := tracing.Start(ctx, "token.verify")
+	id, err := a.opts.Verifier.Verify(ctx, raw)
+	if span.IsRecording() {
+		if err != nil {
+			span.SetAttributes(attribute.String("authz.reason", string(reasonOf(err))))
+		} else {
+			span.SetAttributes(attribute.String("token.pool", id.Pool), attribute.String("token.kid", id.KID))
+		}
+		span.End()
+	}
+	return id, err
 }
 
 func (a *Authorizer) deny(rule *policy.Rule, r Reason, err error) Decision {

@@ -7,7 +7,10 @@ import (
 	"strconv"
 	"strings"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/cognito-authz/cognito-authz/pkg/authz"
+	"github.com/cognito-authz/cognito-authz/pkg/tracing"
 )
 
 // HTTPOptions configure the HTTP ext_authz handler.
@@ -104,7 +107,15 @@ const HeadersToRemove = "x-envoy-auth-headers-to-remove"
 // ServeHTTP decides the request it describes.
 func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r := h.Request(req)
-	d := h.checker.Check(req.Context(), &r)
+	ctx := req.Context()
+	if !tracing.Enabled() {
+		d := h.checker.Check(ctx, &r)
+		WriteHTTP(w, &d)
+		return
+	}
+	ctx, span := tracing.StartCheck(ctx, "ext_authz.Check", propagation.HeaderCarrier(req.Header))
+	d := h.checker.Check(ctx, &r)
+	endCheck(span, "http", &d)
 	WriteHTTP(w, &d)
 }
 

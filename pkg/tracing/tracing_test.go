@@ -2,7 +2,6 @@ package tracing_test
 
 import (
 	"context"
-	"errors"
 	"testing"
 
 	"github.com/cognito-authz/cognito-authz/pkg/tracing"
@@ -19,41 +18,6 @@ const (
 	otherSpan  = "b7ad6b7169203331"
 )
 
-func env(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
-
-func TestSetup(t *testing.T) {
-	tests := []struct {
-		name    string
-		env     map[string]string
-		wantOn  bool
-		wantErr error
-	}{
-		{name: "unset_is_off", env: nil},
-		{name: "none_is_off", env: map[string]string{"OTEL_TRACES_EXPORTER": "none"}},
-		{name: "unknown_exporter_refused", env: map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}, wantErr: tracing.ErrConfig},
-		{name: "unknown_protocol_refused", env: map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, wantErr: tracing.ErrConfig},
-		{name: "otlp_http_default", env: map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1"}, wantOn: true},
-		{name: "otlp_grpc", env: map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1"}, wantOn: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { // not parallel: the provider is process-wide
-			shutdown, err := tracing.Setup(t.Context(), env(tt.env))
-			if !errors.Is(err, tt.wantErr) {
-				t.Fatalf("Setup() error = %v, want %v", err, tt.wantErr)
-			}
-			if got := tracing.Enabled(); got != tt.wantOn {
-				t.Errorf("Enabled() = %v, want %v", got, tt.wantOn)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			cancel() // nothing listens on the endpoint: do not wait for the flush
-			_ = shutdown(ctx)
-			if tracing.Enabled() {
-				t.Error("still enabled after shutdown")
-			}
-		})
-	}
-}
-
 // record installs an in-memory recorder for one test.
 func record(t *testing.T) *tracetest.SpanRecorder {
 	t.Helper()
@@ -62,9 +26,6 @@ func record(t *testing.T) *tracetest.SpanRecorder {
 	tracing.Install(tp)
 	t.Cleanup(func() {
 		_ = tp.Shutdown(context.Background())
-		shutdown, _ := tracing.Setup(context.Background(), env(nil))
-		_ = shutdown(context.Background())
-		tracing.Install(trace.NewNoopTracerProvider())
 		tracing.Off()
 	})
 	return rec
