@@ -37,8 +37,14 @@ type Decision struct {
 	Description string   // client-facing, fixed text
 	Headers     []Header // allow: identity headers to set; deny: headers of the deny response
 	Remove      []string // allow: identity headers to remove from the request (every one not set)
-	// Headers and Remove may be shared with other Decisions (prebuilt denies, cached identities): they are
-	// read-only. Replace the slice to change them, never write into it.
+	// Unset lists, on allow, the identity headers without a value (all of them on an anonymous allow): the
+	// identity headers in Remove, without the token headers Remove may also name. The HTTP protocol answers
+	// each of them with an empty value, so a forward-auth proxy that copies named headers from the answer
+	// (Caddy copy_headers, Traefik authResponseHeaders, nginx auth_request_set) always finds every one and
+	// overwrites the client's copy, never passing it on or writing a placeholder.
+	Unset []string
+	// Headers, Remove and Unset may be shared with other Decisions (prebuilt denies, cached identities): they
+	// are read-only. Replace the slice to change them, never write into it.
 	Body     string          // deny: JSON body
 	Identity *token.Identity // nil on an anonymous allow and on every deny before verification
 	Rule     string          // the name of the matched rule, or "default"
@@ -97,6 +103,7 @@ type Authorizer struct {
 	denies    map[Reason]Decision      // prebuilt: bodies and headers are fixed per reason
 	forbidden [len(forbidden)]Decision // prebuilt, by policy.Unmet
 	anonymous []string                 // what an anonymous allow removes: every identity header (and authorization)
+	unset     []string                 // what an anonymous allow leaves unset: every identity header
 	cache     *tokenCache              // nil: off
 }
 
@@ -136,6 +143,7 @@ func New(opts Options) (*Authorizer, error) {
 		a.forbidden[u] = denial(Forbidden, f.reason, text)
 	}
 	a.anonymous = slices.Clone(a.names)
+	a.unset = slices.Clip(a.anonymous[:len(a.names)]) // shares anonymous's array; both read-only
 	if !opts.ForwardToken {
 		a.anonymous = append(a.anonymous, "authorization")
 	}
@@ -190,9 +198,9 @@ func (a *Authorizer) decide(ctx context.Context, r *Request, rule *policy.Rule) 
 	raw, err := token.Extract(r.Headers, a.opts.Sources, a.opts.MaxBytes)
 	var id *token.Identity
 	var set []Header
-	var remove []string
+	var remove, unset []string
 	if err == nil {
-		id, set, remove, err = a.verify(ctx, raw)
+		id, set, remove, unset, err = a.verify(ctx, raw)
 	}
 	if err != nil {
 		// Optional: no credential is anonymous; a credential that does not verify is refused unless the
@@ -211,7 +219,7 @@ func (a *Authorizer) decide(ctx context.Context, r *Request, rule *policy.Rule) 
 			return d
 		}
 	}
-	return Decision{Outcome: Allow, Reason: ReasonOK, Identity: id, Rule: rule.Name, Headers: set, Remove: remove}
+	return Decision{Outcome: Allow, Reason: ReasonOK, Identity: id, Rule: rule.Name, Headers: set, Remove: remove, Unset: unset}
 }
 
 // CacheLen is the number of tokens the verified-token cache holds (0 when it is off).
@@ -222,17 +230,17 @@ func (a *Authorizer) CacheLen() int {
 	return a.cache.c.EstimatedSize()
 }
 
-// verify returns raw's identity and its identity headers (to set, to remove), from the cache when it holds
-// them; a cached deny comes back as its cause. Only the identity is cached, never the decision: the rule's
-// requirements are checked on every request.
-func (a *Authorizer) verify(ctx context.Context, raw string) (*token.Identity, []Header, []string, error) {
+// verify returns raw's identity and its identity headers (to set, to remove, without a value), from the
+// cache when it holds them; a cached deny comes back as its cause. Only the identity is cached, never the
+// decision: the rule's requirements are checked on every request.
+func (a *Authorizer) verify(ctx context.Context, raw string) (*token.Identity, []Header, []string, []string, error) {
 	if a.cache == nil {
 		id, err := a.opts.Verifier.Verify(ctx, raw)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
-		set, remove := a.identityHeaders(id)
-		return id, set, remove, nil
+		set, remove, unset := a.identityHeaders(id)
+		return id, set, remove, unset, nil
 	}
 	k := key(raw)
 	if e, ok := a.cache.lookup(k); ok {
@@ -240,9 +248,9 @@ func (a *Authorizer) verify(ctx context.Context, raw string) (*token.Identity, [
 			a.opts.Cache.OnHit()
 		}
 		if e.id == nil {
-			return nil, nil, nil, e.err
+			return nil, nil, nil, nil, e.err
 		}
-		return e.id, e.headers, e.remove, nil
+		return e.id, e.headers, e.remove, e.unset, nil
 	}
 	if a.opts.Cache.OnMiss != nil {
 		a.opts.Cache.OnMiss()
@@ -250,11 +258,11 @@ func (a *Authorizer) verify(ctx context.Context, raw string) (*token.Identity, [
 	id, err := a.opts.Verifier.Verify(ctx, raw)
 	if err != nil {
 		a.cache.storeDeny(k, reasonOf(err), err)
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	set, remove := a.identityHeaders(id)
-	a.cache.storeAllow(k, id, &Decision{Headers: set, Remove: remove})
-	return id, set, remove, nil
+	set, remove, unset := a.identityHeaders(id)
+	a.cache.storeAllow(k, id, &Decision{Headers: set, Remove: remove, Unset: unset})
+	return id, set, remove, unset, nil
 }
 
 func (a *Authorizer) deny(rule *policy.Rule, r Reason, err error) Decision {
@@ -267,12 +275,12 @@ func (a *Authorizer) deny(rule *policy.Rule, r Reason, err error) Decision {
 // anonymousAllow lets the request through without identity: every identity header is removed, so a client
 // can never smuggle one upstream on a public route either.
 func (a *Authorizer) anonymousAllow(rule *policy.Rule) Decision {
-	return Decision{Outcome: Allow, Reason: ReasonAnonymous, Rule: rule.Name, Remove: a.anonymous}
+	return Decision{Outcome: Allow, Reason: ReasonAnonymous, Rule: rule.Name, Remove: a.anonymous, Unset: a.unset}
 }
 
 // identityHeaders sets every identity header the identity has a value for and removes all the others, so a
-// client can never smuggle one of them upstream.
-func (a *Authorizer) identityHeaders(id *token.Identity) (set []Header, remove []string) {
+// client can never smuggle one of them upstream. unset is the identity headers of remove (its start).
+func (a *Authorizer) identityHeaders(id *token.Identity) (set []Header, remove, unset []string) {
 	h := a.opts.Headers
 	set = make([]Header, 0, len(a.names))
 	add := func(name, value string) {
@@ -296,11 +304,12 @@ func (a *Authorizer) identityHeaders(id *token.Identity) (set []Header, remove [
 	for _, c := range slices.Sorted(maps.Keys(h.Claims)) {
 		add(h.Claims[c], strings.Join(id.Claims[c], ","))
 	}
+	unset = slices.Clip(remove)
 	if !a.opts.ForwardToken {
 		remove = append(remove, "authorization")
 	}
-	// Both may be shared by many Decisions (the cache): clip them so an append can never write into them.
-	return slices.Clip(set), slices.Clip(remove)
+	// All may be shared by many Decisions (the cache): clip them so an append can never write into them.
+	return slices.Clip(set), slices.Clip(remove), unset
 }
 
 // joinGroups comma-joins the groups. A group whose name holds a comma (Cognito allows it) would read as two

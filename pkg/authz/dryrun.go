@@ -1,5 +1,7 @@
 package authz
 
+import "slices"
+
 // DryRunHeader is the response header that marks a dry-run allow; its value is the would-be deny reason
 // (for example "x-auth-dry-run: token_expired"). It goes to the downstream client only, never upstream:
 // the upstream must see exactly what it sees for an anonymous request, and must not start to depend on a
@@ -17,11 +19,12 @@ func (a *Authorizer) DryRun(d Decision) Decision {
 	}
 	remove := make([]string, 0, len(a.names)+1)
 	remove = append(remove, a.names...)
+	unset := slices.Clip(remove)
 	if !a.opts.ForwardToken {
 		remove = append(remove, "authorization")
 	}
 	return Decision{
-		Outcome: Allow, Reason: d.Reason, Description: d.Description, Remove: remove,
+		Outcome: Allow, Reason: d.Reason, Description: d.Description, Remove: remove, Unset: unset,
 		Identity: d.Identity, Rule: d.Rule, Err: d.Err, DryRun: true, WouldBe: d.Outcome,
 	}
 }
