@@ -19,7 +19,25 @@ COGNITO_LOCAL_DIR     ?= $(CURDIR)/.cache/cognito-local
 COGNITO_LOCAL_STAMP   := $(COGNITO_LOCAL_DIR)/.installed-$(COGNITO_LOCAL_VERSION)
 export COGNITO_LOCAL_DIR
 
-.PHONY: help build run test fuzz bench lint fmt clean cognito-local
+# The forward-auth proxies the real-proxy tests (pkg/proxytest) run: Debian's caddy (2.6) and nginx-light from
+# apt, a current Caddy and Traefik built from the Go module proxy into .cache/ (the directory names the
+# version, the stamp makes later runs a no-op). A missing proxy skips its test on a developer machine and
+# fails in CI. Traefik is built if it builds with this Go; if not, the reason is kept in
+# $(TRAEFIK_DIR)/build-failed and its test skips with it (rm -rf that directory to try again).
+CADDY_VERSION    := 2.11.9
+TRAEFIK_VERSION  := 3.7.13
+CADDY_DIR        := $(CURDIR)/.cache/caddy-$(CADDY_VERSION)
+TRAEFIK_DIR      := $(CURDIR)/.cache/traefik-$(TRAEFIK_VERSION)
+CADDY_DEBIAN_BIN ?= /usr/bin/caddy
+NGINX_BIN        ?= /usr/sbin/nginx
+CADDY_BIN        ?= $(CADDY_DIR)/caddy
+TRAEFIK_BIN      ?= $(TRAEFIK_DIR)/traefik
+TRAEFIK_BUILD_TIMEOUT ?= 900
+export CADDY_DEBIAN_BIN NGINX_BIN CADDY_BIN TRAEFIK_BIN
+# in_ci is true (exit 0) when CI is set to anything but "", "0" or "false".
+in_ci = case "$${CI:-}" in ""|0|false) false;; *) true;; esac
+
+.PHONY: help build run test fuzz bench lint fmt clean cognito-local proxies debian-proxies
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -30,7 +48,7 @@ build: ## build bin/cognito-authz (static, trimmed)
 run: build ## run the service on an embedded dev issuer (no AWS needed); prints a token to try
 	$(BIN) serve -dev
 
-test: cognito-local ## go vet, every test under the race detector, and a short run of every fuzz target
+test: cognito-local proxies ## go vet, every test under the race detector, and a short run of every fuzz target
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 10m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
@@ -67,6 +85,51 @@ $(COGNITO_LOCAL_STAMP):
 	  --ignore-scripts --save-exact --update-notifier=false --loglevel=error \
 	  cognito-local@$(COGNITO_LOCAL_VERSION); \
 	touch "$@"
+
+proxies: debian-proxies $(CADDY_DIR)/.installed $(TRAEFIK_DIR)/.installed ## install the proxies of the real-proxy tests (once)
+
+debian-proxies:
+	@missing=""; \
+	test -x "$(CADDY_DEBIAN_BIN)" || missing="$$missing caddy"; \
+	test -x "$(NGINX_BIN)" || missing="$$missing nginx-light"; \
+	test -n "$$missing" || exit 0; \
+	sudo=""; test "$$(id -u)" = 0 || sudo="sudo -n"; \
+	if command -v apt-get >/dev/null 2>&1 && { test -z "$$sudo" || sudo -n true 2>/dev/null; }; then \
+	  echo "proxies: installing$$missing with apt-get (waiting for the dpkg lock if it is held)"; \
+	  $$sudo apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $$missing \
+	    || { if $(in_ci); then echo "proxies: apt-get install$$missing failed, and CI needs them" >&2; exit 1; fi; \
+	         echo "proxies: apt-get install$$missing failed; their proxy tests will be skipped" >&2; }; \
+	elif $(in_ci); then echo "proxies: no apt-get (or no root) to install$$missing, and CI needs them" >&2; exit 1; \
+	else echo "proxies: *** $$missing not installed (no apt-get or no root): their proxy tests will be SKIPPED ***" >&2; fi
+
+$(CADDY_DIR)/.installed:
+	@echo "proxies: building Caddy v$(CADDY_VERSION) from the Go module proxy into $(CADDY_DIR)"
+	@if GOBIN="$(CADDY_DIR)" CGO_ENABLED=0 $(GO) install -trimpath github.com/caddyserver/caddy/v2/cmd/caddy@v$(CADDY_VERSION); then \
+	  touch "$@"; \
+	elif $(in_ci); then echo "proxies: building Caddy v$(CADDY_VERSION) failed, and CI needs it" >&2; exit 1; \
+	else echo "proxies: *** building Caddy v$(CADDY_VERSION) failed: its proxy test will be SKIPPED ***" >&2; fi
+
+# `go install traefik@version` refuses it (its go.mod has replace directives, one to a directory inside it), so
+# it is built in a tiny module of its own that requires it and repeats its replace and exclude directives.
+$(TRAEFIK_DIR)/.installed:
+	@echo "proxies: building Traefik v$(TRAEFIK_VERSION) from the Go module proxy into $(TRAEFIK_DIR) (at most $(TRAEFIK_BUILD_TIMEOUT)s)"
+	@rm -rf "$(TRAEFIK_DIR)/src" "$(TRAEFIK_DIR)/build-failed"; mkdir -p "$(TRAEFIK_DIR)/src"; \
+	if timeout $(TRAEFIK_BUILD_TIMEOUT) bash -euo pipefail -c ' \
+	    cd "$(TRAEFIK_DIR)/src"; \
+	    mod=$$($(GO) mod download -json github.com/traefik/traefik/v3@v$(TRAEFIK_VERSION) | sed -n "s/^.*\"Dir\": \"\(.*\)\",$$/\1/p"); \
+	    { printf "module traefik-build\n\ngo 1.26.0\n\nrequire github.com/traefik/traefik/v3 v$(TRAEFIK_VERSION)\n\n"; \
+	      awk "/^(replace|exclude) \\(/{b=1} b{print} /^\\)/{b=0} /^(replace|exclude) [^(]/{print}" "$$mod/go.mod" | sed "s#=> \./#=> $$mod/#"; \
+	    } > go.mod; \
+	    GOWORK=off CGO_ENABLED=0 $(GO) build -mod=mod -trimpath -o "$(TRAEFIK_DIR)/traefik" github.com/traefik/traefik/v3/cmd/traefik' \
+	    > "$(TRAEFIK_DIR)/build.log" 2>&1; then \
+	  touch "$@"; \
+	else \
+	  { echo "Traefik v$(TRAEFIK_VERSION) did not build with $$($(GO) env GOVERSION) within $(TRAEFIK_BUILD_TIMEOUT)s:"; \
+	    tail -n 5 "$(TRAEFIK_DIR)/build.log"; } > "$(TRAEFIK_DIR)/build-failed"; \
+	  echo "proxies: *** $$(head -n 1 "$(TRAEFIK_DIR)/build-failed") its proxy test will be SKIPPED; see $(TRAEFIK_DIR)/build.log ***" >&2; \
+	  touch "$@"; \
+	fi
 
 clean: ## remove build and tool outputs
 	rm -rf bin .cache

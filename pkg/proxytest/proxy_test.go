@@ -122,8 +122,10 @@ type proxyCase struct {
 	reason  string            // deny: the JSON body's error
 	upID    string            // allow: whose identity the upstream sees (a key of env.identities; "" anonymous)
 	upPath  string            // allow: the request URI the upstream sees (default path)
-	noBody  bool              // deny: the proxy answers with its own body (nginx), so only the status is ours
 	skipFor string            // a proxy name this case does not apply to
+	// refusedOK also accepts a 400 that never reached the upstream: an ambiguous path refused (by
+	// cognito-authz or by the proxy itself) is as safe as the strict rule's deny.
+	refusedOK bool
 }
 
 // proxyCases are the cases every proxy must pass.
@@ -194,6 +196,9 @@ func runCases(t *testing.T, proxyName, addr string, e *env, cases []proxyCase) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if tt.refusedOK && resp.StatusCode == http.StatusBadRequest && resp.Header.Get("X-Upstream") == "" {
+				return
+			}
 			if resp.StatusCode != tt.status {
 				t.Fatalf("status %d, want %d; body:\n%s", resp.StatusCode, tt.status, body)
 			}
@@ -219,14 +224,8 @@ func checkDeny(t *testing.T, proxyName string, tt proxyCase, resp *http.Response
 		t.Fatalf("a deny reached the upstream: %s", body)
 	}
 	wantAuth := map[int]string{401: `Bearer error="invalid_token"`, 403: `Bearer error="insufficient_scope"`}[tt.status]
-	if proxyName == "nginx" && tt.status == http.StatusForbidden {
-		wantAuth = "" // auth_request passes WWW-Authenticate on 401 only
-	}
 	if got := resp.Header.Get("Www-Authenticate"); wantAuth != "" && !strings.HasPrefix(got, wantAuth) {
 		t.Errorf("WWW-Authenticate %q, want %s...", got, wantAuth)
-	}
-	if proxyName == "nginx" { // auth_request answers a 401/403 with its own page; the status and
-		return // WWW-Authenticate are ours
 	}
 	var b struct{ Error, ErrorDescription string }
 	if err := json.Unmarshal(body, &b); err != nil || b.Error != tt.reason {
@@ -341,29 +340,129 @@ func caddyVersion(t *testing.T, bin string) string {
 	return strings.TrimPrefix(v, "v")
 }
 
-func TestCaddyDebian(t *testing.T) {
-	bin := requireBinary(t, "CADDY_DEBIAN_BIN", "/usr/bin/caddy")
-	if v := caddyVersion(t, bin); !strings.HasPrefix(v, "2.6.") {
-		t.Logf("%s is Caddy %s, not Debian's 2.6", bin, v)
-	}
-	e := startEnv(t)
-	runCases(t, "caddy", startCaddy(t, bin, e), e, proxyCases())
+// proxy is one forward-auth proxy under test: the variable the Makefile sets to its binary, where it is
+// looked for without one, and how its recipe is started.
+type proxy struct {
+	name     string
+	env      string
+	defaults []string
+	start    func(t *testing.T, bin string, e *env) string
+	version  func(t *testing.T, bin string) // logs a version other than the one meant
 }
 
-func TestCaddyCurrent(t *testing.T) {
-	bin := requireBinary(t, "CADDY_BIN", ".cache/caddy-"+caddyCurrentVersion+"/caddy")
-	if v := caddyVersion(t, bin); v != caddyCurrentVersion {
-		t.Logf("%s is Caddy %s, not %s", bin, v, caddyCurrentVersion)
-	}
-	e := startEnv(t)
-	runCases(t, "caddy", startCaddy(t, bin, e), e, proxyCases())
-}
-
-func TestNginx(t *testing.T) {
-	bin := requireBinary(t, "NGINX_BIN", "/usr/sbin/nginx", "nginx")
-	e := startEnv(t)
-	runCases(t, "nginx", startNginx(t, bin, e), e, proxyCases())
+var proxies = []proxy{
+	{name: "caddy-debian", env: "CADDY_DEBIAN_BIN", defaults: []string{"/usr/bin/caddy"}, start: startCaddy,
+		version: wantCaddy("2.6.")},
+	{name: "caddy-current", env: "CADDY_BIN", defaults: []string{".cache/caddy-" + caddyCurrentVersion + "/caddy"}, start: startCaddy,
+		version: wantCaddy(caddyCurrentVersion)},
+	{name: "nginx", env: "NGINX_BIN", defaults: []string{"/usr/sbin/nginx", "nginx"}, start: startNginx},
+	{name: "traefik", env: "TRAEFIK_BIN", defaults: []string{".cache/traefik-" + traefikVersion + "/traefik"}, start: startTraefik},
 }
 
 // caddyCurrentVersion is the Caddy `make proxies` builds; keep it in step with CADDY_VERSION in the Makefile.
 const caddyCurrentVersion = "2.11.9"
+
+func wantCaddy(prefix string) func(t *testing.T, bin string) {
+	return func(t *testing.T, bin string) {
+		if v := caddyVersion(t, bin); !strings.HasPrefix(v, prefix) {
+			t.Logf("%s is Caddy %s, not %s", bin, v, prefix)
+		}
+	}
+}
+
+// TestProxies runs every case through every proxy, one proxy at a time (the cases of one run in parallel).
+func TestProxies(t *testing.T) {
+	for _, p := range proxies {
+		t.Run(p.name, func(t *testing.T) {
+			bin := requireBinary(t, p.env, p.defaults...)
+			if p.version != nil {
+				p.version(t, bin)
+			}
+			e := startEnv(t)
+			runCases(t, p.name, p.start(t, bin, e), e, proxyCases())
+		})
+	}
+}
+
+// pathTrickCases are spellings of a path that upstreams read differently (Tomcat strips ;params per
+// segment, Express and IIS ignore case, nginx and Caddy decode %2F): each must be refused, or judged by the
+// strictest rule any reading selects. The rules: /public allow, /admin needs group admins, default
+// authenticated.
+func pathTrickCases() []proxyCase {
+	cases := []proxyCase{
+		{name: "semicolon_dotdot_into_admin", path: "/public/..;/admin/x", status: 401, reason: "token_missing"},
+		{name: "semicolon_dotdot_with_token", path: "/public/..;/admin/x", token: "alice", status: 403, reason: "group_required"},
+		{name: "semicolon_param_admin", path: "/admin;x=1/users", token: "alice", status: 403, reason: "group_required"},
+		{name: "upper_case_admin", path: "/ADMIN/users", token: "alice", status: 403, reason: "group_required"},
+		{name: "encoded_slash_dotdot_into_admin", path: "/public/..%2Fadmin/x", status: 401, reason: "token_missing"},
+		{name: "encoded_slash_admin", path: "/admin%2Fx", token: "alice", status: 403, reason: "group_required"},
+		{name: "encoded_slash_admin_lower_hex", path: "/admin%2fx", token: "alice", status: 403, reason: "group_required"},
+		{name: "encoded_backslash_admin", path: "/public/..%5Cadmin/x", status: 401, reason: "token_missing"},
+	}
+	for i := range cases {
+		cases[i].refusedOK = true
+	}
+	return cases
+}
+
+// TestProxyPathTricks sends the path-trick cases through every proxy.
+func TestProxyPathTricks(t *testing.T) {
+	if os.Getenv("PROXYTEST_PATH_TRICKS") == "" {
+		t.Skip("the strict path judging of issue-path (branch issue-path) has not landed here: " +
+			"set PROXYTEST_PATH_TRICKS=1 to run; remove this skip when it has")
+	}
+	for _, p := range proxies {
+		t.Run(p.name, func(t *testing.T) {
+			bin := requireBinary(t, p.env, p.defaults...)
+			e := startEnv(t)
+			runCases(t, p.name, p.start(t, bin, e), e, pathTrickCases())
+		})
+	}
+}
+
+// traefikVersion is the Traefik `make proxies` builds; keep it in step with TRAEFIK_VERSION in the Makefile.
+const traefikVersion = "3.7.13"
+
+// startTraefik runs the Traefik recipe (the dynamic configuration) with an entry point on a loopback port.
+func startTraefik(t *testing.T, bin string, e *env) string {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		dir := t.TempDir()
+		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		dyn := recipe(t, "traefik.yml", map[string]string{"cognito-authz:9002": e.authz, "app:8080": e.app})
+		if err := os.WriteFile(filepath.Join(dir, "traefik.yml"), []byte(dyn), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		p := startProc(t, dir, []string{"HOME=" + dir}, bin,
+			"--entryPoints.web.address="+addr, "--providers.file.filename="+filepath.Join(dir, "traefik.yml"),
+			"--global.checkNewVersion=false", "--global.sendAnonymousUsage=false", "--log.level=ERROR")
+		if p.waitListening(t, addr) {
+			waitTraefikRoute(t, p, addr)
+			return addr
+		}
+		if attempt == 2 || !strings.Contains(p.output(), "address already in use") {
+			t.Fatalf("traefik exited at start:\n%s", p.output())
+		}
+	}
+}
+
+// waitTraefikRoute waits until the file provider's router serves: Traefik listens before it has loaded
+// the dynamic configuration and answers 404 until then. A request to /public/ (allowed anonymously) that
+// the echo upstream answers is the event.
+func waitTraefikRoute(t *testing.T, p *proc, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/public/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.Header.Get("X-Upstream") == "echo" {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("traefik: the route never served within 30s:\n%s", p.output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
