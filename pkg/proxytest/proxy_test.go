@@ -24,7 +24,8 @@ var identityHeaders = []string{"X-Auth-Sub", "X-Auth-Username", "X-Auth-Groups",
 	"X-Auth-Client-Id", "X-Auth-Token-Use", "X-Auth-Email", "X-Auth-Pool"}
 
 // serviceConfig is cognito-authz behind a forward-auth proxy: the HTTP protocol, forwarded headers trusted,
-// a public, an admin and an optional route.
+// a public, an admin and an optional route, and a host that is open to all (which the client must not be able
+// to claim in a forwarded header).
 const serviceConfig = `
 server:
   grpc_addr: "127.0.0.1:0"
@@ -43,6 +44,7 @@ rules:
   - {name: public, match: {path_prefix: /public}, action: allow}
   - {name: admin,  match: {path_prefix: /admin}, require: {groups_any: [admins]}}
   - {name: feed,   match: {path_prefix: /feed}, action: optional}
+  - {name: open,   match: {host: open.example.com}, action: allow}
 default: authenticated
 `
 
@@ -152,6 +154,7 @@ func proxyCases() []proxyCase {
 		{name: "client_x_forwarded_uri", path: "/orders", header: map[string]string{"X-Forwarded-Uri": "/public/x"}, status: 401, reason: "token_missing"},
 		{name: "client_x_forwarded_method", path: "/orders", header: map[string]string{"X-Forwarded-Method": "OPTIONS"}, status: 401, reason: "token_missing"},
 		{name: "client_x_original_uri", path: "/orders", header: map[string]string{"X-Original-URI": "/public/x"}, status: 401, reason: "token_missing"},
+		{name: "client_x_forwarded_host", path: "/orders", header: map[string]string{"X-Forwarded-Host": "open.example.com"}, status: 401, reason: "token_missing"},
 		{name: "client_x_original_method", path: "/admin/users", token: "alice", header: map[string]string{"X-Original-Method": "OPTIONS"}, status: 403, reason: "group_required"},
 	}
 }
