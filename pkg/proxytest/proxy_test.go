@@ -332,9 +332,17 @@ http {
 	}
 }
 
-// caddyVersion is the version `caddy version` prints, e.g. "v2.11.9 h1:..." or "2.6.2".
+// caddyVersion is Caddy's module version from `caddy build-info` (`caddy version` says "unknown" for a
+// `go install` build), else what `caddy version` prints (Debian's: "2.6.2").
 func caddyVersion(t *testing.T, bin string) string {
 	t.Helper()
+	if out, err := exec.Command(bin, "build-info").Output(); err == nil {
+		for _, line := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(line); len(f) >= 3 && (f[0] == "mod" || f[0] == "dep") && f[1] == "github.com/caddyserver/caddy/v2" {
+				return strings.TrimPrefix(f[2], "v")
+			}
+		}
+	}
 	out, err := exec.Command(bin, "version").Output()
 	if err != nil {
 		t.Fatalf("%s version: %v", bin, err)
