@@ -114,19 +114,22 @@ $(CADDY_DIR)/.installed:
 # it is built in a tiny module of its own that requires it and repeats its replace and exclude directives.
 $(TRAEFIK_DIR)/.installed:
 	@echo "proxies: building Traefik v$(TRAEFIK_VERSION) from the Go module proxy into $(TRAEFIK_DIR) (at most $(TRAEFIK_BUILD_TIMEOUT)s)"
-	@rm -rf "$(TRAEFIK_DIR)/src" "$(TRAEFIK_DIR)/build-failed"; mkdir -p "$(TRAEFIK_DIR)/src"; \
-	if timeout $(TRAEFIK_BUILD_TIMEOUT) bash -euo pipefail -c ' \
+	@rm -rf "$(TRAEFIK_DIR)/src" "$(TRAEFIK_DIR)/build-failed"; mkdir -p "$(TRAEFIK_DIR)/src"; rc=0; \
+	timeout $(TRAEFIK_BUILD_TIMEOUT) bash -euo pipefail -c ' \
 	    cd "$(TRAEFIK_DIR)/src"; \
 	    mod=$$($(GO) mod download -json github.com/traefik/traefik/v3@v$(TRAEFIK_VERSION) | sed -n "s/^.*\"Dir\": \"\(.*\)\",$$/\1/p"); \
 	    { printf "module traefik-build\n\ngo 1.26.0\n\nrequire github.com/traefik/traefik/v3 v$(TRAEFIK_VERSION)\n\n"; \
 	      awk "/^(replace|exclude) \\(/{b=1} b{print} /^\\)/{b=0} /^(replace|exclude) [^(]/{print}" "$$mod/go.mod" | sed "s#=> \./#=> $$mod/#"; \
 	    } > go.mod; \
 	    GOWORK=off CGO_ENABLED=0 $(GO) build -mod=mod -trimpath -o "$(TRAEFIK_DIR)/traefik" github.com/traefik/traefik/v3/cmd/traefik' \
-	    > "$(TRAEFIK_DIR)/build.log" 2>&1; then \
+	    > "$(TRAEFIK_DIR)/build.log" 2>&1 || rc=$$?; \
+	if [ $$rc = 0 ]; then \
 	  touch "$@"; \
 	else \
-	  { echo "Traefik v$(TRAEFIK_VERSION) did not build with $$($(GO) env GOVERSION) within $(TRAEFIK_BUILD_TIMEOUT)s:"; \
-	    tail -n 5 "$(TRAEFIK_DIR)/build.log"; } > "$(TRAEFIK_DIR)/build-failed"; \
+	  why="failed"; [ $$rc != 124 ] || why="timed out after $(TRAEFIK_BUILD_TIMEOUT)s"; \
+	  { echo "Traefik v$(TRAEFIK_VERSION) did not build with $$($(GO) env GOVERSION) ($$why):"; \
+	    grep -m 3 -E "Forbidden|not available|cannot|error" "$(TRAEFIK_DIR)/build.log" || tail -n 3 "$(TRAEFIK_DIR)/build.log"; \
+	  } > "$(TRAEFIK_DIR)/build-failed"; \
 	  echo "proxies: *** $$(head -n 1 "$(TRAEFIK_DIR)/build-failed") its proxy test will be SKIPPED; see $(TRAEFIK_DIR)/build.log ***" >&2; \
 	  touch "$@"; \
 	fi
