@@ -114,17 +114,15 @@ func spoof(h http.Header) {
 
 // proxyCase is one request through a proxy and what must come of it.
 type proxyCase struct {
-	name    string
-	method  string
-	path    string
-	token   string // a key of env.tokens, or "" for none
-	spoof   bool
-	header  map[string]string // more request headers
-	status  int               // what the client gets
-	reason  string            // deny: the JSON body's error
-	upID    string            // allow: whose identity the upstream sees (a key of env.identities; "" anonymous)
-	upPath  string            // allow: the request URI the upstream sees (default path)
-	skipFor string            // a proxy name this case does not apply to
+	name   string
+	method string
+	path   string
+	token  string // a key of env.tokens, or "" for none
+	spoof  bool
+	header map[string]string // more request headers
+	status int               // what the client gets
+	reason string            // deny: the JSON body's error
+	upID   string            // allow: whose identity the upstream sees (a key of env.identities; "" anonymous)
 	// refusedOK also accepts a 400 that never reached the upstream: an ambiguous path refused (by
 	// cognito-authz or by the proxy itself) is as safe as the strict rule's deny.
 	refusedOK bool
@@ -166,16 +164,9 @@ var placeholder = regexp.MustCompile(`\{[a-z_]+\.[^}]*\}`)
 func runCases(t *testing.T, proxyName, addr string, e *env, cases []proxyCase) {
 	t.Helper()
 	for _, tt := range cases {
-		if tt.skipFor == proxyName {
-			continue
-		}
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			method := tt.method
-			if method == "" {
-				method = "GET"
-			}
-			req, err := http.NewRequestWithContext(t.Context(), method, "http://"+addr+"/", nil)
+			req, err := http.NewRequestWithContext(t.Context(), tt.methodOrGet(), "http://"+addr+"/", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -260,12 +251,11 @@ func checkUpstream(t *testing.T, tt proxyCase, e *env, s *seen) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("identity the upstream saw mismatch (-want +got, unset headers left out):\n%s", diff)
 	}
-	wantPath := tt.upPath
-	if wantPath == "" {
-		wantPath = tt.path
+	if s.URI != tt.path {
+		t.Errorf("upstream request URI %q, want the client's %q", s.URI, tt.path)
 	}
-	if s.URI != wantPath {
-		t.Errorf("upstream request URI %q, want %q", s.URI, wantPath)
+	if method := tt.methodOrGet(); s.Method != method {
+		t.Errorf("upstream method %s, want the client's %s", s.Method, method)
 	}
 	if s.Host != "app.example.com" {
 		t.Errorf("upstream Host %q, want the client's app.example.com", s.Host)
@@ -476,4 +466,11 @@ func waitTraefikRoute(t *testing.T, p *proc, addr string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func (tt *proxyCase) methodOrGet() string {
+	if tt.method == "" {
+		return "GET"
+	}
+	return tt.method
 }
