@@ -25,7 +25,7 @@ export COGNITO_LOCAL_DIR
 # fails in CI. Traefik is built if it builds with this Go; if not, the reason is kept in
 # $(TRAEFIK_DIR)/build-failed and its test skips with it (rm -rf that directory to try again).
 CADDY_VERSION    := 2.11.9
-TRAEFIK_VERSION  := 3.7.13
+TRAEFIK_VERSION  := 3.6.12
 CADDY_DIR        := $(CURDIR)/.cache/caddy-$(CADDY_VERSION)
 TRAEFIK_DIR      := $(CURDIR)/.cache/traefik-$(TRAEFIK_VERSION)
 CADDY_DEBIAN_BIN ?= /usr/bin/caddy

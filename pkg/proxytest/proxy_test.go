@@ -422,7 +422,7 @@ func TestProxyPathTricks(t *testing.T) {
 }
 
 // traefikVersion is the Traefik `make proxies` builds; keep it in step with TRAEFIK_VERSION in the Makefile.
-const traefikVersion = "3.7.13"
+const traefikVersion = "3.6.12"
 
 // startTraefik runs the Traefik recipe (the dynamic configuration) with an entry point on a loopback port.
 func startTraefik(t *testing.T, bin string, e *env) string {
@@ -430,12 +430,12 @@ func startTraefik(t *testing.T, bin string, e *env) string {
 	for attempt := 0; ; attempt++ {
 		dir := t.TempDir()
 		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		dyn := recipe(t, "traefik.yml", map[string]string{"cognito-authz:9002": e.authz, "app:8080": e.app})
-		if err := os.WriteFile(filepath.Join(dir, "traefik.yml"), []byte(dyn), 0o600); err != nil {
+		dyn := recipe(t, "traefik-dynamic.yml", map[string]string{"cognito-authz:9002": e.authz, "app:8080": e.app})
+		if err := os.WriteFile(filepath.Join(dir, "dynamic.yml"), []byte(dyn), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		p := startProc(t, dir, []string{"HOME=" + dir}, bin,
-			"--entryPoints.web.address="+addr, "--providers.file.filename="+filepath.Join(dir, "traefik.yml"),
+			"--entryPoints.web.address="+addr, "--providers.file.filename="+filepath.Join(dir, "dynamic.yml"),
 			"--global.checkNewVersion=false", "--global.sendAnonymousUsage=false", "--log.level=ERROR")
 		if p.waitListening(t, addr) {
 			waitTraefikRoute(t, p, addr)

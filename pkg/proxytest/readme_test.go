@@ -20,7 +20,7 @@ func TestREADMEQuotesTheTestedRecipes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"nginx.conf", "Caddyfile", "traefik.yml"} {
+	for _, name := range []string{"nginx.conf", "Caddyfile", "traefik-dynamic.yml"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			want, err := os.ReadFile(filepath.Join("testdata", name))
