@@ -25,6 +25,7 @@ export COGNITO_LOCAL_DIR
 # fails in CI. Traefik is built if it builds with this Go; if not, the reason is kept in
 # $(TRAEFIK_DIR)/build-failed and its test skips with it (rm -rf that directory to try again).
 CADDY_VERSION    := 2.11.9
+# Traefik 3.6.12 is the newest v3 that builds here: 3.7.x needs module versions the Go module proxy refuses.
 TRAEFIK_VERSION  := 3.6.12
 CADDY_DIR        := $(CURDIR)/.cache/caddy-$(CADDY_VERSION)
 TRAEFIK_DIR      := $(CURDIR)/.cache/traefik-$(TRAEFIK_VERSION)
