@@ -1,19 +1,20 @@
-//go:build unix && !linux
+//go:build !unix
 
 package proxytest
 
 import (
+	"os"
 	"os/exec"
-	"syscall"
 )
 
-// ownProcessGroup makes cmd the leader of a new process group, so that killProcessGroup also reaches the
-// workers nginx forks.
-func ownProcessGroup(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-}
+// ownProcessGroup is a no-op where process groups are not available.
+func ownProcessGroup(*exec.Cmd) {}
 
-// killProcessGroup kills the process group led by pid (see ownProcessGroup).
+// killProcessGroup kills only the process itself where process groups are not available.
 func killProcessGroup(pid int) error {
-	return syscall.Kill(-pid, syscall.SIGKILL)
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return err
+	}
+	return p.Kill()
 }
