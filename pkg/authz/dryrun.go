@@ -1,5 +1,7 @@
 package authz
 
+
+
 // DryRunHeader is the response header that marks a dry-run allow; its value is the would-be deny reason
 // (for example "x-auth-dry-run: token_expired"). It goes to the downstream client only, never upstream:
 // the upstream must see exactly what it sees for an anonymous request, and must not start to depend on a
@@ -16,7 +18,7 @@ func (a *Authorizer) DryRun(d Decision) Decision {
 		return d
 	}
 	return Decision{
-		Outcome: Allow, Reason: d.Reason, Description: d.Description, Remove: a.anonymous,
+		Outcome: Allow, Reason: d.Reason, Description: d.Description, Remove: a.anonymous, Unset: a.unset,
 		Identity: d.Identity, Rule: d.Rule, Err: d.Err, DryRun: true, WouldBe: d.Outcome,
 	}
 }
