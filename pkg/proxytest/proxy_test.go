@@ -16,14 +16,15 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 )
 
 // identityHeaders are the default identity headers, the ones every recipe names.
 var identityHeaders = []string{"X-Auth-Sub", "X-Auth-Username", "X-Auth-Groups", "X-Auth-Scopes",
 	"X-Auth-Client-Id", "X-Auth-Token-Use", "X-Auth-Email", "X-Auth-Pool"}
 
-// serviceConfig is cognito-authz behind a forward-auth proxy: the HTTP protocol, forwarded headers trusted,
+// serviceConfig is cognito-authz behind a forward-auth proxy: the HTTP protocol, the proxy's one family of
+// forwarded headers trusted (server.http_forwarded),
 // a public, an admin and an optional route, and a host that is open to all (which the client must not be able
 // to claim in a forwarded header).
 const serviceConfig = `
@@ -31,7 +32,7 @@ server:
   grpc_addr: "127.0.0.1:0"
   http_addr: "127.0.0.1:0"
   admin_addr: "127.0.0.1:0"
-  http_trust_forwarded: true
+  http_forwarded: %s
 log: {level: info}
 pools:
   - name: dev
@@ -55,11 +56,11 @@ type env struct {
 	identities map[string]map[string]string // by token name: the identity headers the upstream must see
 }
 
-func startEnv(t *testing.T) *env {
+func startEnv(t *testing.T, forwarded string) *env {
 	t.Helper()
-	iss := devissuer.Start(t)
+	iss := testkit.Start(t)
 	e := &env{
-		authz: startService(t, fmt.Sprintf(serviceConfig, iss.PoolID, iss.ClientID, iss.URL, iss.JWKSURL())),
+		authz: startService(t, fmt.Sprintf(serviceConfig, forwarded, iss.PoolID, iss.ClientID, iss.URL, iss.JWKSURL())),
 		app:   startUpstream(t),
 	}
 	admin := iss.Access()
@@ -344,20 +345,21 @@ func caddyVersion(t *testing.T, bin string) string {
 // proxy is one forward-auth proxy under test: the variable the Makefile sets to its binary, where it is
 // looked for without one, and how its recipe is started.
 type proxy struct {
-	name     string
-	env      string
-	defaults []string
-	start    func(t *testing.T, bin string, e *env) string
-	version  func(t *testing.T, bin string) // logs a version other than the one meant
+	name      string
+	forwarded string // the server.http_forwarded family of its recipe
+	env       string
+	defaults  []string
+	start     func(t *testing.T, bin string, e *env) string
+	version   func(t *testing.T, bin string) // logs a version other than the one meant
 }
 
 var proxies = []proxy{
-	{name: "caddy-debian", env: "CADDY_DEBIAN_BIN", defaults: []string{"/usr/bin/caddy"}, start: startCaddy,
+	{name: "caddy-debian", forwarded: "caddy", env: "CADDY_DEBIAN_BIN", defaults: []string{"/usr/bin/caddy"}, start: startCaddy,
 		version: wantCaddy("2.6.")},
-	{name: "caddy-current", env: "CADDY_BIN", defaults: []string{".cache/caddy-" + caddyCurrentVersion + "/caddy"}, start: startCaddy,
+	{name: "caddy-current", forwarded: "caddy", env: "CADDY_BIN", defaults: []string{".cache/caddy-" + caddyCurrentVersion + "/caddy"}, start: startCaddy,
 		version: wantCaddy(caddyCurrentVersion)},
-	{name: "nginx", env: "NGINX_BIN", defaults: []string{"/usr/sbin/nginx", "nginx"}, start: startNginx},
-	{name: "traefik", env: "TRAEFIK_BIN", defaults: []string{".cache/traefik-" + traefikVersion + "/traefik"}, start: startTraefik},
+	{name: "nginx", forwarded: "nginx", env: "NGINX_BIN", defaults: []string{"/usr/sbin/nginx", "nginx"}, start: startNginx},
+	{name: "traefik", forwarded: "traefik", env: "TRAEFIK_BIN", defaults: []string{".cache/traefik-" + traefikVersion + "/traefik"}, start: startTraefik},
 }
 
 // caddyCurrentVersion is the Caddy `make proxies` builds; keep it in step with CADDY_VERSION in the Makefile.
@@ -379,7 +381,7 @@ func TestProxies(t *testing.T) {
 			if p.version != nil {
 				p.version(t, bin)
 			}
-			e := startEnv(t)
+			e := startEnv(t, p.forwarded)
 			runCases(t, p.name, p.start(t, bin, e), e, proxyCases())
 		})
 	}
@@ -408,14 +410,10 @@ func pathTrickCases() []proxyCase {
 
 // TestProxyPathTricks sends the path-trick cases through every proxy.
 func TestProxyPathTricks(t *testing.T) {
-	if os.Getenv("PROXYTEST_PATH_TRICKS") == "" {
-		t.Skip("the strict path judging of issue-path (branch issue-path) has not landed here: " +
-			"set PROXYTEST_PATH_TRICKS=1 to run; remove this skip when it has")
-	}
 	for _, p := range proxies {
 		t.Run(p.name, func(t *testing.T) {
 			bin := requireBinary(t, p.env, p.defaults...)
-			e := startEnv(t)
+			e := startEnv(t, p.forwarded)
 			runCases(t, p.name, p.start(t, bin, e), e, pathTrickCases())
 		})
 	}
