@@ -14,8 +14,8 @@ import (
 
 	"github.com/cognito-authz/cognito-authz/pkg/authz"
 	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
-	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 	"github.com/cognito-authz/cognito-authz/pkg/policy"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
 

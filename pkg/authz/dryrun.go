@@ -1,7 +1,5 @@
 package authz
 
-
-
 // DryRunHeader is the response header that marks a dry-run allow; its value is the would-be deny reason
 // (for example "x-auth-dry-run: token_expired"). It goes to the downstream client only, never upstream:
 // the upstream must see exactly what it sees for an anonymous request, and must not start to depend on a
