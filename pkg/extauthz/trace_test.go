@@ -178,3 +178,28 @@ func TestHTTPCheckContinuesTrace(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (w writerFunc) Write(p []byte) (int, error) { return w(p) }
+
+// BenchmarkCheckTracing is a cached Check whose request carries Envoy's traceparent, with tracing off (what
+// every deployment without OTEL_TRACES_EXPORTER pays) and on (every Check sampled; spans go nowhere, so
+// this is the instrumentation's own cost, not an exporter's).
+func BenchmarkCheckTracing(b *testing.B) {
+	f := newFixtureWith(b, nil, cacheOn)
+	h := map[string]string{"authorization": "Bearer " + f.iss.MustMint(b, at(f.iss.Access())), "traceparent": traceparentE}
+	req := extauthz.Probe{Method: "GET", Host: "api.example.com", Path: "/orders", Headers: h}.CheckRequest()
+	s := extauthz.NewServer(f.a)
+	for _, on := range []bool{false, true} {
+		b.Run(map[bool]string{false: "off", true: "on"}[on], func(b *testing.B) {
+			if on {
+				tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
+				tracing.Install(tp)
+				b.Cleanup(func() { tracing.Off(); _ = tp.Shutdown(context.Background()) })
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if resp, _ := s.Check(b.Context(), req); resp == nil {
+					b.Fatal("no answer")
+				}
+			}
+		})
+	}
+}
