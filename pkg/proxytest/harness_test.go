@@ -3,7 +3,6 @@ package proxytest
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -11,48 +10,20 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 )
 
-// TestMain removes the service binary serviceBinary built.
+// TestMain removes the service binary testkit.ServiceBinary built.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	testkit.RemoveServiceBinary()
 	os.Exit(code)
-}
-
-// repoRoot is the nearest directory at or above the working directory that holds go.mod.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
-// inCI reports whether the tests run in CI, where a missing proxy is a failure instead of a skip.
-func inCI() bool {
-	v := os.Getenv("CI")
-	if b, err := strconv.ParseBool(v); err == nil {
-		return b
-	}
-	return v != ""
 }
 
 // requireBinary returns the proxy binary named by env (set by the Makefile), else the first of defaults
@@ -68,7 +39,7 @@ func requireBinary(t *testing.T, env string, defaults ...string) string {
 			continue
 		}
 		if !filepath.IsAbs(c) {
-			if root, err := repoRoot(); err == nil && strings.Contains(c, "/") {
+			if root, err := testkit.RepoRoot(); err == nil && strings.Contains(c, "/") {
 				c = filepath.Join(root, c)
 			} else if p, err := exec.LookPath(c); err == nil {
 				c = p
@@ -84,43 +55,11 @@ func requireBinary(t *testing.T, env string, defaults ...string) string {
 		}
 	}
 	msg := fmt.Sprintf("%s: none of %q is installed (run `make proxies`, or set %s)", env, cands, env)
-	if inCI() {
+	if testkit.InCI() {
 		t.Fatal(msg)
 	}
 	t.Skip(msg)
 	return ""
-}
-
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-	binDir  string
-)
-
-// serviceBinary builds cmd/cognito-authz once per test binary: the tests run the real program.
-func serviceBinary(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		root, err := repoRoot()
-		if err != nil {
-			binErr = err
-			return
-		}
-		if binDir, err = os.MkdirTemp("", "cognito-authz-proxytest-"); err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(binDir, "cognito-authz")
-		out, err := exec.Command("go", "build", "-o", binPath, filepath.Join(root, "cmd", "cognito-authz")).CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
 }
 
 // startService runs `cognito-authz serve -config FILE` on loopback ports, learns the HTTP protocol's address
@@ -131,13 +70,13 @@ func startService(t *testing.T, configYAML string) (httpAddr string) {
 	if err := os.WriteFile(path, []byte(configYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(serviceBinary(t), "serve", "-config", path)
+	cmd := exec.Command(testkit.ServiceBinary(t), "serve", "-config", path)
 	cmd.Env = append(os.Environ(), "COGNITO_AUTHZ_LOG_FORMAT=json")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ownProcessGroup(cmd)
+	testkit.OwnProcessGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +86,7 @@ func startService(t *testing.T, configYAML string) (httpAddr string) {
 		select {
 		case <-exited:
 		case <-time.After(15 * time.Second):
-			killProcessGroup(cmd.Process.Pid)
+			testkit.KillProcessGroup(cmd.Process.Pid)
 			<-exited
 			t.Error("cognito-authz did not exit within 15s of SIGTERM")
 		}
@@ -273,7 +212,7 @@ func startProc(t *testing.T, dir string, env []string, bin string, args ...strin
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = out, out
-	ownProcessGroup(cmd)
+	testkit.OwnProcessGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		out.Close()
 		t.Fatal(err)
@@ -285,7 +224,7 @@ func startProc(t *testing.T, dir string, env []string, bin string, args ...strin
 		close(p.exited)
 	}()
 	t.Cleanup(func() {
-		killProcessGroup(cmd.Process.Pid)
+		testkit.KillProcessGroup(cmd.Process.Pid)
 		<-p.exited
 	})
 	return p

@@ -7,12 +7,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 )
 
 // TestREADMEQuotesTheTestedRecipes: the README's recipe blocks are the files the proxy tests run, byte for
 // byte, so the documented config is the tested one. Each block follows a "<!-- tested: FILE -->" line.
 func TestREADMEQuotesTheTestedRecipes(t *testing.T) {
-	root, err := repoRoot()
+	root, err := testkit.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
