@@ -39,7 +39,27 @@ PLAYWRIGHT_STAMP   := $(PLAYWRIGHT_DIR)/.installed-$(PLAYWRIGHT_VERSION)
 CHROMIUM           ?= /usr/bin/chromium
 export PLAYWRIGHT_DIR CHROMIUM
 
-.PHONY: help build run test fuzz bench lint fmt clean cognito-local browser
+
+# The forward-auth proxies the real-proxy tests (pkg/proxytest) run: Debian's caddy (2.6) and nginx-light from
+# apt, a current Caddy and Traefik built from the Go module proxy into .cache/ (the directory names the
+# version, the stamp makes later runs a no-op). A missing proxy skips its test on a developer machine and
+# fails in CI. Traefik is built if it builds with this Go; if not, the reason is kept in
+# $(TRAEFIK_DIR)/build-failed and its test skips with it (rm -rf that directory to try again).
+CADDY_VERSION    := 2.11.9
+# Traefik 3.6.12 is the newest v3 that builds here: 3.7.x needs module versions the Go module proxy refuses.
+TRAEFIK_VERSION  := 3.6.12
+CADDY_DIR        := $(CURDIR)/.cache/caddy-$(CADDY_VERSION)
+TRAEFIK_DIR      := $(CURDIR)/.cache/traefik-$(TRAEFIK_VERSION)
+CADDY_DEBIAN_BIN ?= /usr/bin/caddy
+NGINX_BIN        ?= /usr/sbin/nginx
+CADDY_BIN        ?= $(CADDY_DIR)/caddy
+TRAEFIK_BIN      ?= $(TRAEFIK_DIR)/traefik
+TRAEFIK_BUILD_TIMEOUT ?= 900
+export CADDY_DEBIAN_BIN NGINX_BIN CADDY_BIN TRAEFIK_BIN
+# in_ci is true (exit 0) when CI is set to anything but "", "0" or "false".
+in_ci = case "$${CI:-}" in ""|0|false) false;; *) true;; esac
+
+.PHONY: help build run test fuzz bench lint fmt clean cognito-local browser proxies debian-proxies
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -56,7 +76,7 @@ run: build ## run the service on an embedded dev issuer (no AWS needed); prints 
 RACE_PKGS  = $(shell $(GO) list ./pkg/... ./cmd/... | grep -v -e '/pkg/e2e$$')
 PLAIN_PKGS = ./pkg/e2e/... ./deploy/... ./envoy/... ./api/...
 
-test: cognito-local browser ## go vet; the race detector on pkg and cmd; plain go test for e2e, manifests and the heap test; short fuzz
+test: cognito-local browser proxies ## go vet; the race detector on pkg and cmd; plain go test for e2e, manifests and the heap test; short fuzz
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 10m $(RACE_PKGS)
 	$(GO) test -count=1 -timeout 10m $(PLAIN_PKGS)
@@ -123,6 +143,54 @@ $(PLAYWRIGHT_STAMP):
 	  --ignore-scripts --save-exact --update-notifier=false --loglevel=error \
 	  playwright-core@$(PLAYWRIGHT_VERSION); \
 	touch "$@"
+
+proxies: debian-proxies $(CADDY_DIR)/.installed $(TRAEFIK_DIR)/.installed ## install the proxies of the real-proxy tests (once)
+
+debian-proxies:
+	@missing=""; \
+	test -x "$(CADDY_DEBIAN_BIN)" || missing="$$missing caddy"; \
+	test -x "$(NGINX_BIN)" || missing="$$missing nginx-light"; \
+	test -n "$$missing" || exit 0; \
+	sudo=""; test "$$(id -u)" = 0 || sudo="sudo -n"; \
+	if command -v apt-get >/dev/null 2>&1 && { test -z "$$sudo" || sudo -n true 2>/dev/null; }; then \
+	  echo "proxies: installing$$missing with apt-get (waiting for the dpkg lock if it is held)"; \
+	  $$sudo apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $$missing \
+	    || { if $(in_ci); then echo "proxies: apt-get install$$missing failed, and CI needs them" >&2; exit 1; fi; \
+	         echo "proxies: apt-get install$$missing failed; their proxy tests will be skipped" >&2; }; \
+	elif $(in_ci); then echo "proxies: no apt-get (or no root) to install$$missing, and CI needs them" >&2; exit 1; \
+	else echo "proxies: *** $$missing not installed (no apt-get or no root): their proxy tests will be SKIPPED ***" >&2; fi
+
+$(CADDY_DIR)/.installed:
+	@echo "proxies: building Caddy v$(CADDY_VERSION) from the Go module proxy into $(CADDY_DIR)"
+	@if GOBIN="$(CADDY_DIR)" CGO_ENABLED=0 $(GO) install -trimpath github.com/caddyserver/caddy/v2/cmd/caddy@v$(CADDY_VERSION); then \
+	  touch "$@"; \
+	elif $(in_ci); then echo "proxies: building Caddy v$(CADDY_VERSION) failed, and CI needs it" >&2; exit 1; \
+	else echo "proxies: *** building Caddy v$(CADDY_VERSION) failed: its proxy test will be SKIPPED ***" >&2; fi
+
+# `go install traefik@version` refuses it (its go.mod has replace directives, one to a directory inside it), so
+# it is built in a tiny module of its own that requires it and repeats its replace and exclude directives.
+$(TRAEFIK_DIR)/.installed:
+	@echo "proxies: building Traefik v$(TRAEFIK_VERSION) from the Go module proxy into $(TRAEFIK_DIR) (at most $(TRAEFIK_BUILD_TIMEOUT)s)"
+	@rm -rf "$(TRAEFIK_DIR)/src" "$(TRAEFIK_DIR)/build-failed"; mkdir -p "$(TRAEFIK_DIR)/src"; rc=0; \
+	timeout $(TRAEFIK_BUILD_TIMEOUT) bash -euo pipefail -c ' \
+	    cd "$(TRAEFIK_DIR)/src"; \
+	    mod=$$($(GO) mod download -json github.com/traefik/traefik/v3@v$(TRAEFIK_VERSION) | sed -n "s/^.*\"Dir\": \"\(.*\)\",$$/\1/p"); \
+	    { printf "module traefik-build\n\ngo 1.26.0\n\nrequire github.com/traefik/traefik/v3 v$(TRAEFIK_VERSION)\n\n"; \
+	      awk "/^(replace|exclude) \\(/{b=1} b{print} /^\\)/{b=0} /^(replace|exclude) [^(]/{print}" "$$mod/go.mod" | sed "s#=> \./#=> $$mod/#"; \
+	    } > go.mod; \
+	    GOWORK=off CGO_ENABLED=0 $(GO) build -mod=mod -trimpath -o "$(TRAEFIK_DIR)/traefik" github.com/traefik/traefik/v3/cmd/traefik' \
+	    > "$(TRAEFIK_DIR)/build.log" 2>&1 || rc=$$?; \
+	if [ $$rc = 0 ]; then \
+	  touch "$@"; \
+	else \
+	  why="failed"; [ $$rc != 124 ] || why="timed out after $(TRAEFIK_BUILD_TIMEOUT)s"; \
+	  { echo "Traefik v$(TRAEFIK_VERSION) did not build with $$($(GO) env GOVERSION) ($$why):"; \
+	    grep -m 3 -E "Forbidden|not available|cannot|error" "$(TRAEFIK_DIR)/build.log" || tail -n 3 "$(TRAEFIK_DIR)/build.log"; \
+	  } > "$(TRAEFIK_DIR)/build-failed"; \
+	  echo "proxies: *** $$(head -n 1 "$(TRAEFIK_DIR)/build-failed") its proxy test will be SKIPPED; see $(TRAEFIK_DIR)/build.log ***" >&2; \
+	  touch "$@"; \
+	fi
 
 clean: ## remove build and tool outputs
 	rm -rf bin .cache

@@ -4,7 +4,9 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
 	"github.com/cognito-authz/cognito-authz/pkg/runtime"
 	"github.com/cognito-authz/cognito-authz/pkg/server"
+	"github.com/cognito-authz/cognito-authz/pkg/tracing/otlp"
 )
 
 // newLogger makes the service's logger: JSON in production, text in dev.
@@ -38,6 +41,18 @@ type serveOptions struct {
 // serve runs the key sets and the listeners until ctx ends, reloading the config on SIGHUP and on a change of
 // the file's content.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, o serveOptions) error {
+	stopTracing, err := otlp.Setup(ctx, os.Getenv) // off unless OTEL_TRACES_EXPORTER=otlp
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Flush what was recorded; a collector that is down must not hold the shutdown.
+		flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(flush); err != nil {
+			log.Warn("tracing: flush at shutdown failed", "error", err)
+		}
+	}()
 	m := newMetrics()
 	for _, w := range cfg.Warnings() {
 		log.Warn(w)

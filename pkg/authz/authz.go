@@ -13,9 +13,13 @@ import (
 	"slices"
 	"strings"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/cognito-authz/cognito-authz/pkg/policy"
 	"github.com/cognito-authz/cognito-authz/pkg/session"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
+	"github.com/cognito-authz/cognito-authz/pkg/tracing"
 )
 
 // Request is what the decision needs of an HTTP request, whichever transport carried it.
@@ -47,8 +51,14 @@ type Decision struct {
 	ResponseHeaders []Header
 	// Status, when set, is the deny's HTTP status instead of the outcome's (302 of a sign-in redirect).
 	Status int
-	// Headers and Remove may be shared with other Decisions (prebuilt denies, cached identities): they are
-	// read-only. Replace the slice to change them, never write into it.
+	// Unset lists, on allow, the identity headers without a value (all of them on an anonymous allow): the
+	// identity headers in Remove, without the token headers Remove may also name. The HTTP protocol answers
+	// each of them with an empty value, so a forward-auth proxy that copies named headers from the answer
+	// (Caddy copy_headers, Traefik authResponseHeaders, nginx auth_request_set) always finds every one and
+	// overwrites the client's copy, never passing it on or writing a placeholder.
+	Unset []string
+	// Headers, Remove and Unset may be shared with other Decisions (prebuilt denies, cached identities): they
+	// are read-only. Replace the slice to change them, never write into it.
 	Body     string          // deny: JSON body
 	Identity *token.Identity // nil on an anonymous allow and on every deny before verification
 	Rule     string          // the name of the matched rule, or "default"
@@ -152,6 +162,7 @@ type Authorizer struct {
 	denies    map[Reason]Decision      // prebuilt: bodies and headers are fixed per reason
 	forbidden [len(forbidden)]Decision // prebuilt, by policy.Unmet
 	anonymous []string                 // what an anonymous allow removes: every identity header (and the token's headers)
+	unset     []string                 // what an anonymous allow leaves unset: every identity header (anonymous's start)
 	stripped  []string                 // forward_token false: the headers a token is read from (authorization first)
 	cookies   []string                 // forward_token false: the cookies a token is read from
 	cache     *tokenCache              // nil: off
@@ -207,7 +218,8 @@ func New(opts Options) (*Authorizer, error) {
 		}
 	}
 	a.anonymous = slices.Concat(a.names, a.stripped)
-	a.anonymous = slices.Clip(a.anonymous) // a caller appending to Remove must not write into the shared array
+	a.anonymous = slices.Clip(a.anonymous)            // a caller appending to Remove must not write into the shared array
+	a.unset = slices.Clip(a.anonymous[:len(a.names)]) // shares anonymous's array; both read-only
 	// The cache reads the verifier's clock: an entry stops serving at the instant the token stops verifying.
 	c, err := newTokenCache(opts.Cache, opts.Verifier.Now)
 	if err != nil {
@@ -318,12 +330,12 @@ func ruleNames(rules []*policy.Rule) string {
 
 // credential is the request's token, found and verified at most once however many rules judge it.
 type credential struct {
-	done   bool
-	id     *token.Identity
-	set    []Header
-	remove []string
-	slot   *Slot
-	err    error
+	done          bool
+	id            *token.Identity
+	set           []Header // identity headers to set
+	remove, unset []string // to remove (the identity headers without a value, then the token's); unset: just those identity headers
+	slot          *Slot
+	err           error
 	// The browser session, when it is the credential (no token source had one): see browser.go.
 	session *session.Credential
 	cookies []string // Set-Cookie for the downstream response: a refreshed session, or clearing a dead one
@@ -341,7 +353,7 @@ func (a *Authorizer) credential(ctx context.Context, r *Request, c *credential) 
 	raw, c.err = token.Find(r.Headers, a.opts.Sources, a.opts.MaxBytes)
 	if c.err == nil {
 		c.bearer = true
-		c.id, c.set, c.remove, c.slot, c.err = a.verify(ctx, raw, nil)
+		a.verify(ctx, raw, nil, c)
 		return
 	}
 	if a.opts.Session != nil && errors.Is(c.err, token.ErrMissing) {
@@ -392,7 +404,7 @@ func (a *Authorizer) decide(ctx context.Context, r *Request, rule *policy.Rule, 
 		return a.anonymousAllow(rule)
 	}
 	a.credential(ctx, r, c)
-	id, set, remove, slot, err := c.id, c.set, c.remove, c.slot, c.err
+	id, err := c.id, c.err
 	if err != nil && rule.Action == policy.Login && !c.bearer {
 		return a.challenge(r, rule, c, err)
 	}
@@ -418,7 +430,7 @@ func (a *Authorizer) decide(ctx context.Context, r *Request, rule *policy.Rule, 
 			return d
 		}
 	}
-	return Decision{Outcome: Allow, Reason: ReasonOK, Identity: id, Rule: rule.Name, Headers: set, Remove: remove, Slot: slot}
+	return Decision{Outcome: Allow, Reason: ReasonOK, Identity: id, Rule: rule.Name, Headers: c.set, Remove: c.remove, Unset: c.unset, Slot: c.slot}
 }
 
 // CacheLen is the number of tokens the verified-token cache holds (0 when it is off).
@@ -429,22 +441,20 @@ func (a *Authorizer) CacheLen() int {
 	return a.cache.size()
 }
 
-// verify returns raw's identity and its identity headers (to set, to remove), from the cache when it holds
-// them; a cached deny comes back as its cause. Only the identity is cached, never the decision: the rule's
-// requirements are checked on every request. A cache hit also returns the entry's Slot: a token used once
-// never gets its answer encoded twice, nor kept.
+// verify finds raw's identity and its identity headers (to set, to remove, without a value) and puts them in
+// c, from the cache when it holds them; a cached deny comes back as its cause in c.err. Only the identity is
+// cached, never the decision: the rule's requirements are checked on every request. A cache hit also gives
+// the entry's Slot: a token used once never gets its answer encoded twice, nor kept.
 //
 // s, when set, is the browser session raw came from: the identity is completed from its ID-token claims
-// (withSession) and cached under a key of its own, so a Bearer use of the same token never gets them.
-func (a *Authorizer) verify(ctx context.Context, raw string, s *session.Session) (*token.Identity, []Header, []string, *Slot, error) {
+// (completeIdentity) and cached under a key of its own, so a Bearer use of the same token never gets them.
+func (a *Authorizer) verify(ctx context.Context, raw string, s *session.Session, c *credential) {
 	if a.cache == nil {
-		id, err := a.opts.Verifier.Verify(ctx, raw)
-		if err != nil {
-			return nil, nil, nil, nil, err
+		if c.id, c.err = a.verifyTraced(ctx, raw); c.err == nil {
+			c.id = completeIdentity(c.id, s)
+			c.set, c.remove, c.unset = a.identityHeaders(c.id)
 		}
-		id = completeIdentity(id, s)
-		set, remove := a.identityHeaders(id)
-		return id, set, remove, nil, nil
+		return
 	}
 	k := key(raw)
 	if s != nil {
@@ -454,23 +464,41 @@ func (a *Authorizer) verify(ctx context.Context, raw string, s *session.Session)
 		if a.opts.Cache.OnHit != nil {
 			a.opts.Cache.OnHit()
 		}
-		if e.id == nil {
-			return nil, nil, nil, nil, e.err
+		if sp := trace.SpanFromContext(ctx); sp.IsRecording() {
+			sp.AddEvent("cache.hit")
 		}
-		return e.id, e.headers, e.remove, &e.slot, nil
+		if e.id == nil {
+			c.err = e.err
+			return
+		}
+		c.id, c.set, c.remove, c.unset, c.slot = e.id, e.headers, e.remove, e.unset, &e.slot
+		return
 	}
 	if a.opts.Cache.OnMiss != nil {
 		a.opts.Cache.OnMiss()
 	}
-	id, err := a.opts.Verifier.Verify(ctx, raw)
-	if err != nil {
-		a.cache.storeDeny(k, reasonOf(err), err)
-		return nil, nil, nil, nil, err
+	if c.id, c.err = a.verifyTraced(ctx, raw); c.err != nil {
+		a.cache.storeDeny(k, reasonOf(c.err), c.err)
+		return
 	}
-	id = completeIdentity(id, s)
-	set, remove := a.identityHeaders(id)
-	a.cache.storeAllow(k, id, &Decision{Headers: set, Remove: remove})
-	return id, set, remove, nil, nil
+	c.id = completeIdentity(c.id, s)
+	c.set, c.remove, c.unset = a.identityHeaders(c.id)
+	a.cache.storeAllow(k, c.id, &Decision{Headers: c.set, Remove: c.remove, Unset: c.unset})
+}
+
+// verifyTraced verifies raw, in a token.verify span when the Check is traced.
+func (a *Authorizer) verifyTraced(ctx context.Context, raw string) (*token.Identity, error) {
+	ctx, span := tracing.Start(ctx, "token.verify")
+	id, err := a.opts.Verifier.Verify(ctx, raw)
+	if span.IsRecording() {
+		if err != nil {
+			span.SetAttributes(attribute.String("authz.reason", string(reasonOf(err))))
+		} else {
+			span.SetAttributes(attribute.String("token.pool", id.Pool), attribute.String("token.kid", id.KID))
+		}
+		span.End()
+	}
+	return id, err
 }
 
 func (a *Authorizer) deny(rule *policy.Rule, r Reason, err error) Decision {
@@ -483,12 +511,12 @@ func (a *Authorizer) deny(rule *policy.Rule, r Reason, err error) Decision {
 // anonymousAllow lets the request through without identity: every identity header is removed, so a client
 // can never smuggle one upstream on a public route either.
 func (a *Authorizer) anonymousAllow(rule *policy.Rule) Decision {
-	return Decision{Outcome: Allow, Reason: ReasonAnonymous, Rule: rule.Name, Remove: a.anonymous}
+	return Decision{Outcome: Allow, Reason: ReasonAnonymous, Rule: rule.Name, Remove: a.anonymous, Unset: a.unset}
 }
 
 // identityHeaders sets every identity header the identity has a value for and removes all the others, so a
-// client can never smuggle one of them upstream.
-func (a *Authorizer) identityHeaders(id *token.Identity) (set []Header, remove []string) {
+// client can never smuggle one of them upstream. unset is the identity headers of remove (its start).
+func (a *Authorizer) identityHeaders(id *token.Identity) (set []Header, remove, unset []string) {
 	h := a.opts.Headers
 	set = make([]Header, 0, len(a.names))
 	add := func(name, value string) {
@@ -507,9 +535,10 @@ func (a *Authorizer) identityHeaders(id *token.Identity) (set []Header, remove [
 	for _, c := range slices.Sorted(maps.Keys(h.Claims)) {
 		add(h.Claims[c], strings.Join(id.Claims[c], ","))
 	}
+	unset = slices.Clip(remove)
 	remove = append(remove, a.stripped...)
-	// Both may be shared by many Decisions (the cache): clip them so an append can never write into them.
-	return slices.Clip(set), slices.Clip(remove)
+	// All may be shared by many Decisions (the cache): clip them so an append can never write into them.
+	return slices.Clip(set), slices.Clip(remove), unset
 }
 
 // joinGroups comma-joins the groups. A group whose name holds a comma (Cognito allows it) would read as two

@@ -10,9 +10,11 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/cognito-authz/cognito-authz/pkg/authz"
 	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
+	"github.com/cognito-authz/cognito-authz/pkg/policy"
 	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
@@ -264,3 +266,55 @@ func TestEveryReasonHasADeny(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestUnsetIsTheIdentityHeadersRemoved: on every kind of allow, Unset (the identity headers the HTTP
+// protocol answers empty) is Remove without the token header, so an HTTP answer names every identity
+// header and never the token's.
+func TestUnsetIsTheIdentityHeadersRemoved(t *testing.T) {
+	p, err := policy.New([]policy.Rule{
+		{Name: "public", Match: policy.Match{PathPrefix: "/public"}, Action: policy.Allow},
+		{Name: "feed", Match: policy.Match{PathPrefix: "/feed"}, Action: policy.Optional},
+	}, policy.Authenticated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, a := newAuthorizerWith(t, authz.Options{Policy: p, ForwardToken: false,
+		Cache: authz.CacheOptions{MaxEntries: 100, MaxBytes: 1 << 20}})
+	access := iss.MustMint(t, iss.Access())
+	tests := []struct {
+		name      string
+		decide    func() authz.Decision
+		wantUnset []string
+	}{
+		{name: "token", decide: func() authz.Decision { return a.Check(t.Context(), bearer(access)) },
+			wantUnset: []string{"x-auth-email", "x-auth-tenant"}},
+		{name: "token_cached", decide: func() authz.Decision { return a.Check(t.Context(), bearer(access)) },
+			wantUnset: []string{"x-auth-email", "x-auth-tenant"}},
+		{name: "allow_rule", decide: func() authz.Decision {
+			return a.Check(t.Context(), &authz.Request{Method: "GET", Path: "/public/x", Headers: token.HeaderMap{}})
+		}, wantUnset: identityNames},
+		{name: "optional_anonymous", decide: func() authz.Decision {
+			return a.Check(t.Context(), &authz.Request{Method: "GET", Path: "/feed", Headers: token.HeaderMap{}})
+		}, wantUnset: identityNames},
+		{name: "dry_run", decide: func() authz.Decision {
+			return a.DryRun(a.Check(t.Context(), &authz.Request{Method: "GET", Path: "/orders", Headers: token.HeaderMap{}}))
+		}, wantUnset: identityNames},
+	}
+	for _, tt := range tests { // in order: token_cached follows token
+		t.Run(tt.name, func(t *testing.T) {
+			d := tt.decide()
+			if !d.Allowed() {
+				t.Fatalf("denied: %s (%v)", d.Reason, d.Err)
+			}
+			if diff := cmp.Diff(tt.wantUnset, d.Unset, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+				t.Errorf("Unset mismatch (-want +got):\n%s", diff)
+			}
+			if want := append(slices.Clone(d.Unset), "authorization"); !slices.Equal(want, d.Remove) {
+				t.Errorf("Remove = %q, want Unset and authorization %q", d.Remove, want)
+			}
+		})
+	}
+}
+
+var identityNames = []string{"x-auth-sub", "x-auth-username", "x-auth-groups", "x-auth-scopes", "x-auth-client-id",
+	"x-auth-token-use", "x-auth-email", "x-auth-pool", "x-auth-tenant"}

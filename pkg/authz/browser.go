@@ -78,7 +78,8 @@ func (a *Authorizer) sessionCredential(ctx context.Context, r *Request, c *crede
 		return
 	}
 	c.session = &cred
-	c.id, c.set, c.remove, c.slot, c.err = a.verify(ctx, cred.AccessToken, cred.Session)
+	c.err = nil // token.ErrMissing from the token sources; verify sets only what it finds
+	a.verify(ctx, cred.AccessToken, cred.Session, c)
 }
 
 // completeIdentity fills what the access token lacks from the session's verified ID-token claims (e-mail,

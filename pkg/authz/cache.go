@@ -56,6 +56,7 @@ type entry struct {
 	id      *token.Identity // nil: a negative entry
 	headers []Header        // shared by every Decision served from the entry: read-only
 	remove  []string        // likewise
+	unset   []string        // likewise
 	reason  Reason          // negative entry: the deny
 	err     error           // negative entry: its cause
 	until   time.Time       // negative entry: serves while now is before it
@@ -150,7 +151,7 @@ func (tc *tokenCache) storeAllow(k [sha256.Size]byte, id *token.Identity, d *Dec
 	if !id.ValidAt(now) {
 		return // cannot happen for what Verify just accepted at now; never cache what would not verify
 	}
-	e := &entry{id: id, headers: d.Headers, remove: d.Remove, ttl: id.Expires.Sub(now)}
+	e := &entry{id: id, headers: d.Headers, remove: d.Remove, unset: d.Unset, ttl: id.Expires.Sub(now)}
 	e.weight = max(weigh(e), tc.minWeight)
 	tc.c.Set(k, e)
 }

@@ -39,12 +39,12 @@ func TestCacheEntryCost(t *testing.T) {
 			ClientID: c("3n4b5urk1ft4fl3mg5e62d9ado"), TokenUse: c("access"), Scope: c("aws.cognito.signin.user.admin openid email"),
 			Groups: []string{c("users")}, JTI: fmt.Sprintf("3d9e5b4f-0000-4000-8000-%012d", i), KID: c("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG="),
 			Expires: now.Add(time.Hour), NotBefore: now.Add(-time.Minute)}
-		set, remove := a.identityHeaders(id)
-		d := Decision{Headers: set, Remove: remove}
+		set, remove, unset := a.identityHeaders(id)
+		d := Decision{Headers: set, Remove: remove, Unset: unset}
 		var k [sha256.Size]byte
 		binary.LittleEndian.PutUint64(k[:], uint64(i))
 		tc.storeAllow(k, id, &d)
-		weights += uint64(weigh(&entry{id: id, headers: d.Headers, remove: d.Remove}))
+		weights += uint64(weigh(&entry{id: id, headers: d.Headers, remove: d.Remove, unset: d.Unset}))
 	}
 	tc.c.CleanUp()
 	runtime.GC()

@@ -16,7 +16,7 @@ func (a *Authorizer) DryRun(d Decision) Decision {
 		return d
 	}
 	return Decision{
-		Outcome: Allow, Reason: d.Reason, Description: d.Description, Remove: a.anonymous,
+		Outcome: Allow, Reason: d.Reason, Description: d.Description, Remove: a.anonymous, Unset: a.unset,
 		Identity: d.Identity, Rule: d.Rule, Err: d.Err, DryRun: true, WouldBe: d.Outcome,
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cognito-authz/cognito-authz/pkg/token"
+	"github.com/cognito-authz/cognito-authz/pkg/tracing"
 )
 
 // Observer records decisions; *metrics.Metrics is one. Every argument is from a closed set.
@@ -93,6 +94,9 @@ func (a *Authorizer) logDecision(ctx context.Context, log *slog.Logger, transpor
 	)
 	if d.DryRun {
 		attrs = append(attrs, slog.Bool("dry_run", true))
+	}
+	if id := tracing.TraceID(ctx); id != "" {
+		attrs = append(attrs, slog.String("trace_id", id))
 	}
 	kid := ""
 	if id := d.Identity; id != nil {

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 )
 
 // cognitoLocalVersion is the cognito-local release that `make cognito-local`
@@ -51,7 +53,7 @@ type cognitoLocalInstall struct {
 func findCognitoLocal() (cognitoLocalInstall, error) {
 	dir := os.Getenv("COGNITO_LOCAL_DIR")
 	if dir == "" {
-		root, err := repoRoot()
+		root, err := testkit.RepoRoot()
 		if err != nil {
 			return cognitoLocalInstall{}, err
 		}
@@ -81,43 +83,13 @@ func findCognitoLocal() (cognitoLocalInstall, error) {
 	return inst, nil
 }
 
-// repoRoot is the nearest directory at or above the working directory (the
-// package directory under go test) that holds go.mod.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
-// inCI reports whether the tests run in CI, where a missing emulator is a
-// failure instead of a skip. Any value of CI but "", "0" and "false" counts,
-// since CI systems set it to "true", "1" or their own name.
-func inCI() bool {
-	v := os.Getenv("CI")
-	if b, err := strconv.ParseBool(v); err == nil {
-		return b
-	}
-	return v != ""
-}
-
 // requireCognitoLocal returns the installed emulator. When it is missing the
 // test skips, or fails in CI so that a broken install cannot pass silently.
 func requireCognitoLocal(t testing.TB) cognitoLocalInstall {
 	t.Helper()
 	inst, err := findCognitoLocal()
 	switch {
-	case errors.Is(err, errCognitoLocalMissing) && !inCI():
+	case errors.Is(err, errCognitoLocalMissing) && !testkit.InCI():
 		t.Skipf("skipping end-to-end test: %v", err)
 	case err != nil:
 		t.Fatalf("cognito-local: %v", err)
@@ -265,7 +237,7 @@ func startCognitoLocalOn(ctx context.Context, inst cognitoLocalInstall, dataDir 
 	cmd.Env = append(os.Environ(), "HOST=127.0.0.1", "PORT="+strconv.Itoa(port))
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
-	ownProcessGroup(cmd)
+	testkit.OwnProcessGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", inst.node, err)
 	}
@@ -365,7 +337,7 @@ func (cl *cognitoLocal) stop() error {
 		return nil // already gone: nothing to kill, and its pid may be reused
 	default:
 	}
-	if err := killProcessGroup(cl.pid); err != nil {
+	if err := testkit.KillProcessGroup(cl.pid); err != nil {
 		return fmt.Errorf("kill cognito-local (pid %d): %w", cl.pid, err)
 	}
 	select {

@@ -19,45 +19,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/cognito-authz/cognito-authz/pkg/extauthz"
+	"github.com/cognito-authz/cognito-authz/pkg/testkit"
 )
-
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-	binDir  string
-)
-
-// serviceBinary builds cmd/cognito-authz once per test binary: the e2e tests run the real program.
-func serviceBinary(t testing.TB) string {
-	t.Helper()
-	binOnce.Do(func() {
-		root, err := repoRoot()
-		if err != nil {
-			binErr = err
-			return
-		}
-		if binDir, err = os.MkdirTemp("", "cognito-authz-e2e-"); err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(binDir, "cognito-authz")
-		out, err := exec.Command("go", "build", "-o", binPath, filepath.Join(root, "cmd", "cognito-authz")).CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
-
-func removeServiceBinary() {
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-}
 
 // service is a running cognito-authz process.
 type service struct {
@@ -69,7 +32,7 @@ type service struct {
 // addresses from its JSON log, waits until /readyz answers 200, and stops it with SIGTERM at cleanup.
 func startService(t *testing.T, configYAML string) *service {
 	t.Helper()
-	bin := serviceBinary(t)
+	bin := testkit.ServiceBinary(t)
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(path, []byte(configYAML), 0o600); err != nil {
 		t.Fatal(err)

@@ -13,10 +13,12 @@ import (
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/cognito-authz/cognito-authz/pkg/authz"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
+	"github.com/cognito-authz/cognito-authz/pkg/tracing"
 )
 
 // Checker decides requests; *authz.Authorizer is one.
@@ -59,7 +61,16 @@ func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g
 // Read it in this process with Summarize, or Decode.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	r := Request(req)
+	if !tracing.Enabled() {
+		d := s.checker.Check(ctx, &r)
+		return s.encode(&d), nil
+	}
+	// Envoy's gRPC client puts its own span in the call's metadata; without Envoy tracing, the request's
+	// headers may still carry the trace the mesh started.
+	md, _ := metadata.FromIncomingContext(ctx)
+	ctx, span := tracing.StartCheck(ctx, "ext_authz.Check", tracing.Values(md), headerCarrier{r.Headers})
 	d := s.checker.Check(ctx, &r)
+	endCheck(span, "grpc", &d)
 	return s.encode(&d), nil
 }
 

@@ -92,13 +92,20 @@ func at(c jwt.MapClaims) jwt.MapClaims {
 // serve starts a real gRPC server on 127.0.0.1:0 with the fixture's authorizer and returns a client.
 func (f *fixture) serve(t *testing.T) *grpc.ClientConn {
 	t.Helper()
+	// Identity metadata on: the golden files hold every metadata field.
+	return serveGRPCWith(t, extauthz.NewServer(f.a, extauthz.WithIdentityMetadata(true)))
+}
+
+// serveGRPCWith serves srv on a real gRPC server on 127.0.0.1:0, with the service's own codec, and returns a
+// client.
+func serveGRPCWith(t *testing.T, srv *extauthz.Server) *grpc.ClientConn {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The service's own codec, and identity metadata on: the golden files hold every metadata field.
 	s := grpc.NewServer(extauthz.CodecOption())
-	authv3.RegisterAuthorizationServer(s, extauthz.NewServer(f.a, extauthz.WithIdentityMetadata(true)))
+	srv.Register(s)
 	go s.Serve(ln)
 	t.Cleanup(s.Stop)
 	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -7,7 +7,10 @@ import (
 	"strconv"
 	"strings"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/cognito-authz/cognito-authz/pkg/authz"
+	"github.com/cognito-authz/cognito-authz/pkg/tracing"
 )
 
 // HTTPOptions configure the HTTP ext_authz handler.
@@ -104,7 +107,18 @@ const HeadersToRemove = "x-envoy-auth-headers-to-remove"
 // ServeHTTP decides the request it describes.
 func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r := h.Request(req)
-	d := h.checker.Check(req.Context(), &r)
+	ctx := req.Context()
+	if !tracing.Enabled() {
+		d := h.checker.Check(ctx, &r)
+		if d.Allowed() {
+			upstreamCookie(w, req, &d)
+		}
+		WriteHTTP(w, &d)
+		return
+	}
+	ctx, span := tracing.StartCheck(ctx, "ext_authz.Check", propagation.HeaderCarrier(req.Header))
+	d := h.checker.Check(ctx, &r)
+	endCheck(span, "http", &d)
 	if d.Allowed() {
 		upstreamCookie(w, req, &d)
 	}
@@ -314,10 +328,14 @@ func (h joinedHeaders) Get(name string) string {
 	return strings.Join(vs, sep)
 }
 
-// WriteHTTP writes a decision as the HTTP ext_authz protocol expects it. On allow: 200, the identity headers
-// to set, and the headers to remove in x-envoy-auth-headers-to-remove. Envoy copies to the upstream request
-// only the response headers its allowed_upstream_headers lists (they overwrite the client's copies), so that
-// list must name every identity header. On deny: the status, headers and JSON body the client receives.
+// WriteHTTP writes a decision as the HTTP ext_authz protocol expects it. On allow: 200, and EVERY identity
+// header: with its value, or empty when the identity has none (Decision.Unset; all of them on an anonymous
+// allow). Forward-auth proxies copy the headers they are told to name from this answer onto the upstream
+// request, and none of them removes the client's copy reliably when the answer lacks one (Caddy 2.6 writes
+// a literal placeholder, later Caddys pass the client's value on), so an answer that always carries every
+// name is what makes them overwrite it. The headers to remove are also listed in
+// x-envoy-auth-headers-to-remove, which Envoy applies (its allowed_upstream_headers must name every identity
+// header). On deny: the status, headers and JSON body the client receives.
 func WriteHTTP(w http.ResponseWriter, d *authz.Decision) {
 	hs := w.Header()
 	for _, h := range d.Headers {
@@ -330,6 +348,9 @@ func WriteHTTP(w http.ResponseWriter, d *authz.Decision) {
 	if d.Allowed() {
 		for _, h := range d.ResponseHeaders { // Set-Cookie of a refreshed session, on the 200
 			hs.Add(h.Name, h.Value)
+		}
+		for _, n := range d.Unset {
+			hs.Set(n, "")
 		}
 		if len(d.Remove) > 0 {
 			hs.Set(HeadersToRemove, strings.Join(d.Remove, ","))

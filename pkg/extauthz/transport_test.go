@@ -2,10 +2,10 @@ package extauthz_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +47,12 @@ var identityRemoved = []string{"x-auth-sub", "x-auth-username", "x-auth-groups",
 // policyFixture is newFixture's pool and identity headers with a route policy.
 func policyFixture(t *testing.T) *fixture {
 	t.Helper()
+	return policyFixtureWith(t, authz.CacheOptions{})
+}
+
+// policyFixtureWith is policyFixture with a verified-token cache.
+func policyFixtureWith(t *testing.T, cache authz.CacheOptions) *fixture {
+	t.Helper()
 	p, err := policy.New([]policy.Rule{
 		{Name: "health", Match: policy.Match{PathExact: "/healthz"}, Action: policy.Allow},
 		{Name: "preflight", Match: policy.Match{Methods: []string{"OPTIONS"}}, Action: policy.Allow},
@@ -58,7 +64,7 @@ func policyFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newFixtureWith(t, p, authz.CacheOptions{})
+	return newFixtureWith(t, p, cache)
 }
 
 func transportCases(t *testing.T, f *fixture) []transportCase {
@@ -177,11 +183,17 @@ func TestTransportsAgree(t *testing.T) {
 			defer resp.Body.Close()
 			body, _ := io.ReadAll(resp.Body)
 			got := outcome{Allowed: resp.StatusCode == http.StatusOK, Set: map[string]string{}}
+			var blank []string // an allow answers every identity header; those it removes, empty
 			for k := range resp.Header {
 				name := strings.ToLower(k)
-				if strings.HasPrefix(name, "x-auth-") || name == "www-authenticate" || (name == "content-type" && !got.Allowed) {
+				if got.Allowed && strings.HasPrefix(name, "x-auth-") && resp.Header.Get(k) == "" {
+					blank = append(blank, name)
+				} else if strings.HasPrefix(name, "x-auth-") || name == "www-authenticate" || (name == "content-type" && !got.Allowed) {
 					got.Set[name] = resp.Header.Get(k)
 				}
+			}
+			if diff := cmp.Diff(tt.want.Remove, blank, cmpopts.EquateEmpty(), cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+				t.Errorf("identity headers answered empty mismatch (-want +got):\n%s", diff)
 			}
 			got.Set = scheme(got.Set)
 			if got.Allowed {
@@ -299,13 +311,13 @@ func TestWriteHTTPForwardTokenFalse(t *testing.T) {
 	t.Parallel()
 	w := httptest.NewRecorder()
 	extauthz.WriteHTTP(w, &authz.Decision{Outcome: authz.Allow, Headers: []authz.Header{{Name: "x-auth-sub", Value: "s"}},
-		Remove: []string{"x-auth-email", "authorization"}})
-	got := []string{w.Header().Get("x-auth-sub"), w.Header().Get(extauthz.HeadersToRemove)}
-	if diff := cmp.Diff([]string{"s", "x-auth-email,authorization"}, got); diff != "" || w.Code != 200 {
+		Remove: []string{"x-auth-email", "authorization"}, Unset: []string{"x-auth-email"}})
+	got := []string{w.Header().Get("x-auth-sub"), w.Header().Get(extauthz.HeadersToRemove), strings.Join(w.Header().Values("x-auth-email"), "|")}
+	if diff := cmp.Diff([]string{"s", "x-auth-email,authorization", ""}, got); diff != "" || w.Code != 200 {
 		t.Errorf("WriteHTTP mismatch (-want +got):\n%s (status %d)", diff, w.Code)
 	}
-	if slices.Contains(w.Header().Values("x-auth-email"), "") {
-		t.Error("removed header written empty")
+	if w.Header().Get("authorization") != "" || len(w.Header().Values("authorization")) != 0 {
+		t.Error("the token header is answered: only identity headers (Unset) are answered empty")
 	}
 }
 
@@ -454,5 +466,84 @@ func TestHTTPForwardedSpoofing(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHTTPAnswersEveryIdentityHeader: an HTTP allow names every configured identity header, with the
+// identity's value or empty, whatever the identity lacks and on anonymous allows too. Forward-auth proxies
+// copy named headers from the answer (Caddy copy_headers, Traefik authResponseHeaders, nginx
+// auth_request_set); a name missing from the answer left the client's copy in place (later Caddys) or sent
+// a literal placeholder (Caddy 2.6). The unset ones are still listed in x-envoy-auth-headers-to-remove.
+func TestHTTPAnswersEveryIdentityHeader(t *testing.T) {
+	spoofed := map[string]string{}
+	for _, n := range identityRemoved {
+		spoofed[n] = "spoofed"
+	}
+	for _, cached := range []bool{false, true} {
+		cache := authz.CacheOptions{}
+		if cached {
+			cache = cacheOn
+		}
+		f := policyFixtureWith(t, cache)
+		hs := httptest.NewServer(extauthz.NewHTTPHandler(f.a, extauthz.HTTPOptions{}))
+		t.Cleanup(hs.Close)
+		access := f.iss.MustMint(t, at(f.iss.Access()))
+		alice := map[string]string{"x-auth-sub": "0b5f3c1e-7a2d-4c1b-9e0f-aaaaaaaaaaaa", "x-auth-username": "alice",
+			"x-auth-groups": "users", "x-auth-scopes": "aws.cognito.signin.user.admin openid email",
+			"x-auth-client-id": "devclient", "x-auth-token-use": "access", "x-auth-pool": "main", "x-auth-email": "", "x-auth-tenant": ""}
+		empty := map[string]string{}
+		for _, n := range identityRemoved {
+			empty[n] = ""
+		}
+		tests := []struct {
+			name       string
+			path       string
+			token      string
+			want       map[string]string // every identity header in the answer, by value
+			wantRemove []string
+		}{
+			{name: "valid_token", path: "/orders", token: access, want: alice, wantRemove: []string{"x-auth-email", "x-auth-tenant"}},
+			{name: "allow_rule", path: "/healthz", want: empty, wantRemove: identityRemoved},
+			{name: "allow_rule_with_token", path: "/healthz", token: access, want: empty, wantRemove: identityRemoved},
+			{name: "optional_without_token", path: "/feed", want: empty, wantRemove: identityRemoved},
+			{name: "optional_with_token", path: "/feed", token: access, want: alice, wantRemove: []string{"x-auth-email", "x-auth-tenant"}},
+		}
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%s/cached=%v", tt.name, cached), func(t *testing.T) {
+				t.Parallel()
+				for pass := range 2 { // the second pass of a cached fixture is served from the cache
+					req, err := http.NewRequestWithContext(t.Context(), "GET", hs.URL+tt.path, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for k, v := range spoofed {
+						req.Header.Set(k, v) // the handler must not echo a request header
+					}
+					if tt.token != "" {
+						req.Header.Set("Authorization", "Bearer "+tt.token)
+					}
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						t.Fatalf("pass %d: status %d, want 200", pass, resp.StatusCode)
+					}
+					got := map[string]string{}
+					for k, vs := range resp.Header {
+						if name := strings.ToLower(k); strings.HasPrefix(name, "x-auth-") {
+							got[name] = strings.Join(vs, "|")
+						}
+					}
+					if diff := cmp.Diff(tt.want, got); diff != "" {
+						t.Errorf("pass %d: identity headers of the answer mismatch (-want +got):\n%s", pass, diff)
+					}
+					if diff := cmp.Diff(tt.wantRemove, strings.Split(resp.Header.Get(extauthz.HeadersToRemove), ",")); diff != "" {
+						t.Errorf("pass %d: %s mismatch (-want +got):\n%s", pass, extauthz.HeadersToRemove, diff)
+					}
+				}
+			})
+		}
 	}
 }

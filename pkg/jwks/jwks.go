@@ -36,9 +36,12 @@ import (
 	"time"
 
 	"github.com/MicahParks/jwkset"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"golang.org/x/time/rate"
 
 	"github.com/cognito-authz/cognito-authz/pkg/rs256"
+	"github.com/cognito-authz/cognito-authz/pkg/tracing"
 )
 
 var (
@@ -254,7 +257,18 @@ func (s *Set) observe(result string) {
 	}
 }
 
-func (s *Set) fetch(ctx context.Context) (map[string]*rs256.PublicKey, error) {
+func (s *Set) fetch(ctx context.Context) (keys map[string]*rs256.PublicKey, err error) {
+	// A root span: a fetch is detached from the request that may have triggered it.
+	ctx, span := tracing.StartRoot(ctx, "jwks.fetch")
+	if span.IsRecording() {
+		defer func() {
+			span.SetAttributes(attribute.String("jwks.url", s.opts.URL), attribute.Int("jwks.keys", len(keys)))
+			if err != nil {
+				span.SetStatus(codes.Error, err.Error())
+			}
+			span.End()
+		}()
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.FetchTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.opts.URL, nil)
@@ -275,7 +289,7 @@ func (s *Set) fetch(ctx context.Context) (map[string]*rs256.PublicKey, error) {
 	if err := dec.Decode(&doc); err != nil {
 		return nil, fmt.Errorf("%w: decode: %w", ErrFetch, err)
 	}
-	keys := make(map[string]*rs256.PublicKey, len(doc.Keys))
+	keys = make(map[string]*rs256.PublicKey, len(doc.Keys))
 	dups := map[string]struct{}{}
 	for _, m := range doc.Keys {
 		// Cognito signs with RS256 only. Keys of other types, algorithms or uses, and keys that point at
