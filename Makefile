@@ -116,12 +116,19 @@ $(COGNITO_LOCAL_STAMP):
 	  cognito-local@$(COGNITO_LOCAL_VERSION); \
 	touch "$@"
 
-browser: $(PLAYWRIGHT_STAMP) ## install the browser test harness: Debian chromium (apt) and pinned playwright-core (npm)
+browser: $(PLAYWRIGHT_STAMP) ## install the browser test harness: Debian chromium and caddy (apt) and pinned playwright-core (npm)
 
 $(PLAYWRIGHT_STAMP):
 	@ci=false; case "$${CI:-}" in ""|0|false) ;; *) ci=true;; esac; \
 	if [ ! -x "$(CHROMIUM)" ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	  apt-get install -y --no-install-recommends chromium >/dev/null || true; \
+	fi; \
+	if ! command -v caddy >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  apt-get install -y --no-install-recommends caddy >/dev/null || true; \
+	fi; \
+	if ! command -v caddy >/dev/null 2>&1; then \
+	  if $$ci; then echo "browser: caddy not found (apt-get install caddy), and CI needs it for the browser test" >&2; exit 1; fi; \
+	  echo "browser: caddy not found (apt-get install caddy); the Caddy browser test will be skipped" >&2; \
 	fi; \
 	if [ ! -x "$(CHROMIUM)" ]; then \
 	  if $$ci; then echo "browser: $(CHROMIUM) not found (apt-get install chromium), and CI needs it" >&2; exit 1; fi; \

@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -70,6 +74,9 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		c := config.Default()
 		c.Server.GRPCAddr, c.Server.AdminAddr, c.Log.Format = "127.0.0.1:9001", "127.0.0.1:9090", "text"
 		amend(&c)
+		if err := devBrowser(&c, iss); err != nil {
+			return err
+		}
 		c.OverrideEnv(os.LookupEnv)
 		if err := runtime.Validate(&c); err != nil {
 			return err
@@ -85,6 +92,33 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}}
 	return serve(ctx, cfg, log, o)
+}
+
+// devHTTPAddr is the HTTP protocol's address in `serve -dev`, where a browser can try sign-in directly.
+const devHTTPAddr = "127.0.0.1:9002"
+
+// devBrowser turns browser sign-in on for `serve -dev` without a config file: the dev issuer's Hosted UI,
+// the app on http://localhost:9002 (the HTTP protocol itself, answering as Envoy's HTTP ext_authz would),
+// a login rule for /app, and a fresh session key.
+func devBrowser(c *config.Config, iss *devissuer.Issuer) error {
+	k := make([]byte, 32)
+	rand.Read(k)
+	dir, err := os.MkdirTemp("", "cognito-authz-dev-")
+	if err != nil {
+		return err
+	}
+	keys := filepath.Join(dir, "session-keys")
+	if err := os.WriteFile(keys, []byte(base64.StdEncoding.EncodeToString(k)+"\n"), 0o600); err != nil {
+		return err
+	}
+	_, port, _ := net.SplitHostPort(devHTTPAddr)
+	app := "localhost:" + port
+	c.Server.HTTPAddr = devHTTPAddr
+	c.Rules = append(c.Rules, config.Rule{Name: "dev-app", Action: "login", Match: config.Match{PathPrefix: "/app"}})
+	c.Browser = &config.Browser{Domain: iss.DomainURL(), ClientID: iss.ClientID, Pool: "dev", AllowedHosts: []string{app},
+		LogoutRedirect: "http://" + app + "/", LogoutGET: true, SessionKeysFile: keys, InsecureHTTP: true}
+	c.Browser.Defaults()
+	return nil
 }
 
 // devBanner prints a valid token and ready-to-paste commands for an allow and two denies.
@@ -114,6 +148,17 @@ Mint more:  %s token -username bob -groups admins,users -token-use id
 Readiness:  curl -s http://%s/readyz
 
 `, iss.URL, tok, self, srv.GRPCAddr(), tok, self, srv.GRPCAddr(), self, srv.GRPCAddr(), tampered, self, srv.AdminAddr())
+	if a := srv.HTTPAddr(); a != "" {
+		_, port, _ := net.SplitHostPort(a)
+		fmt.Fprintf(w, `Browser sign-in (the dev issuer's Hosted UI; rule dev-app: path_prefix /app, action login):
+  open http://localhost:%s/app/hello?x=1 in a browser: any user name and non-empty password sign in, and
+  you land back on that URL; the blank 200 is the allow (the identity headers are in its response headers,
+  as a proxy would copy them upstream). Sign out: http://localhost:%s/_authz/logout
+  Without a session, a program gets 401 JSON: curl -si http://localhost:%s/app/hello
+  Behind a real proxy, see README "Browser sign-in" (Caddy, Envoy, Istio, nginx).
+
+`, port, port, port)
+	}
 }
 
 func configCheckCmd(args []string, stdout, stderr io.Writer) (int, error) {

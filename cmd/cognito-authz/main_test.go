@@ -93,8 +93,8 @@ func testLogger(t *testing.T) *slog.Logger {
 
 // runningService is a running serve(); stop cancels its context and returns what serve returned.
 type runningService struct {
-	grpcAddr, adminAddr string
-	stop                func() error
+	grpcAddr, adminAddr, httpAddr string
+	stop                          func() error
 }
 
 // launch runs serve in-process until stop is called.
@@ -117,7 +117,7 @@ func launch(t *testing.T, cfg *config.Config) *runningService {
 	}
 	select {
 	case s := <-bound:
-		return &runningService{grpcAddr: s.GRPCAddr(), adminAddr: s.AdminAddr(), stop: stop}
+		return &runningService{grpcAddr: s.GRPCAddr(), adminAddr: s.AdminAddr(), httpAddr: s.HTTPAddr(), stop: stop}
 	case err := <-done:
 		cancel()
 		t.Fatalf("serve returned before listening: %v", err)

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cognito-authz/cognito-authz/pkg/policy"
+	"github.com/cognito-authz/cognito-authz/pkg/session"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
 	"github.com/cognito-authz/cognito-authz/pkg/tracing"
 )
@@ -43,8 +44,13 @@ type Decision struct {
 	Outcome     Outcome
 	Reason      Reason
 	Description string   // client-facing, fixed text
-	Headers     []Header // allow: identity headers to set; deny: headers of the deny response
+	Headers     []Header // allow: identity headers to set; deny: headers of the deny response (may repeat: Set-Cookie)
 	Remove      []string // allow: identity headers to remove from the request (every one not set)
+	// ResponseHeaders go to the downstream response of an allow, each its own header (Set-Cookie of a
+	// refreshed session). A Decision that has any is built for one request: its Slot is nil.
+	ResponseHeaders []Header
+	// Status, when set, is the deny's HTTP status instead of the outcome's (302 of a sign-in redirect).
+	Status int
 	// Unset lists, on allow, the identity headers without a value (all of them on an anonymous allow): the
 	// identity headers in Remove, without the token headers Remove may also name. The HTTP protocol answers
 	// each of them with an empty value, so a forward-auth proxy that copies named headers from the answer
@@ -143,6 +149,10 @@ type Options struct {
 	// RejectAmbiguousPaths refuses (400 path_ambiguous) a request whose path readings select different
 	// rules, instead of judging it by all of them (see Check).
 	RejectAmbiguousPaths bool
+	// Session, when set, is browser sign-in (see browser.go): its paths are answered on its allowed hosts
+	// whatever the rules say, a session cookie is a credential for login, authenticated and optional rules
+	// when no token source has one, and its cookies never reach the upstream.
+	Session *session.Flow
 }
 
 // Authorizer makes Decisions. It is safe for concurrent use.
@@ -247,10 +257,10 @@ func (a *Authorizer) Check(ctx context.Context, r *Request) Decision {
 		// Also after judging: a verification cut short by the cancel fails with the key set's error.
 		return a.deny(rule, ReasonRequestCancelled, err)
 	}
-	if !d.Allowed() && (a.opts.DryRun || rule.DryRun) {
+	if !d.Allowed() && d.Outcome != Answered && (a.opts.DryRun || rule.DryRun) {
 		d = a.DryRun(d)
 	}
-	if d.Allowed() && len(a.cookies) > 0 {
+	if d.Allowed() && (len(a.cookies) > 0 || a.opts.Session != nil) {
 		a.stripCookies(r, &d)
 	}
 	return d
@@ -266,6 +276,12 @@ func (a *Authorizer) judge(ctx context.Context, r *Request) (Decision, *policy.R
 	if r.Invalid != nil {
 		rule := &policy.Rule{}
 		return a.deny(rule, ReasonForwardedInvalid, r.Invalid), rule
+	}
+	if f := a.opts.Session; f != nil {
+		sr := sessionRequest(r)
+		if resp, ok := f.Serve(ctx, sr); ok {
+			return answer(f, sr, resp), flowRule
+		}
 	}
 	rules := a.opts.Policy.Select(&policy.Request{Method: r.Method, Host: r.Host, Path: r.Path, ContextExtensions: r.ContextExtensions})
 	if len(rules) > 1 && a.opts.RejectAmbiguousPaths {
@@ -299,9 +315,9 @@ func (a *Authorizer) judge(ctx context.Context, r *Request) (Decision, *policy.R
 }
 
 // strictness orders the actions that can allow: an optional rule still refuses an invalid token, an
-// authenticated one needs a valid token.
+// authenticated one needs a valid token, a login one too (and sends a browser without one to sign in).
 func strictness(a policy.Action) int {
-	return [...]int{policy.Allow: 0, policy.Optional: 1, policy.Authenticated: 2, policy.Deny: 3}[a]
+	return [...]int{policy.Allow: 0, policy.Optional: 1, policy.Authenticated: 2, policy.Login: 3, policy.Deny: 4}[a]
 }
 
 func ruleNames(rules []*policy.Rule) string {
@@ -320,6 +336,10 @@ type credential struct {
 	remove, unset []string // to remove (the identity headers without a value, then the token's); unset: just those identity headers
 	slot          *Slot
 	err           error
+	// The browser session, when it is the credential (no token source had one): see browser.go.
+	session *session.Credential
+	cookies []string // Set-Cookie for the downstream response: a refreshed session, or clearing a dead one
+	bearer  bool     // a token source had a token
 }
 
 func (a *Authorizer) credential(ctx context.Context, r *Request, c *credential) {
@@ -332,7 +352,12 @@ func (a *Authorizer) credential(ctx context.Context, r *Request, c *credential) 
 	// to the Verifier, which checks its shape first. A hit is a token that passed that check.
 	raw, c.err = token.Find(r.Headers, a.opts.Sources, a.opts.MaxBytes)
 	if c.err == nil {
-		a.verify(ctx, raw, c)
+		c.bearer = true
+		a.verify(ctx, raw, nil, c)
+		return
+	}
+	if a.opts.Session != nil && errors.Is(c.err, token.ErrMissing) {
+		a.sessionCredential(ctx, r, c)
 	}
 }
 
@@ -344,7 +369,20 @@ func (a *Authorizer) stripCookies(r *Request, d *Decision) {
 	if line == "" {
 		return
 	}
-	rest, dropped := token.WithoutCookies(line, a.cookies)
+	rest, dropped := line, false
+	if len(a.cookies) > 0 {
+		rest, dropped = token.WithoutCookies(line, a.cookies)
+	}
+	if f := a.opts.Session; f != nil {
+		if s := f.StripCookies(rest); s != rest {
+			rest, dropped = s, true
+		}
+	}
+	if dropped {
+		// The request's own Cookie header is now part of the answer: it must be encoded for this answer
+		// alone, never kept in a Slot another request's answer is served from.
+		d.Slot = nil
+	}
 	switch {
 	case !dropped:
 	case rest == "":
@@ -355,7 +393,7 @@ func (a *Authorizer) stripCookies(r *Request, d *Decision) {
 }
 
 // decide applies one rule to the request; c holds the request's credential once looked at.
-func (a *Authorizer) decide(ctx context.Context, r *Request, rule *policy.Rule, c *credential) Decision {
+func (a *Authorizer) decide(ctx context.Context, r *Request, rule *policy.Rule, c *credential) (d Decision) {
 	if err := ctx.Err(); err != nil {
 		return a.deny(rule, ReasonRequestCancelled, err) // Check's guard says the same; verifying would be wasted work
 	}
@@ -367,15 +405,23 @@ func (a *Authorizer) decide(ctx context.Context, r *Request, rule *policy.Rule, 
 	}
 	a.credential(ctx, r, c)
 	id, err := c.id, c.err
+	if err != nil && rule.Action == policy.Login && !c.bearer {
+		return a.challenge(r, rule, c, err)
+	}
+	if c.session != nil || len(c.cookies) > 0 {
+		defer a.withSession(r, c, &d)
+	}
 	if err != nil {
 		// Optional: no credential is anonymous; a credential that does not verify is refused unless the
 		// rule says to treat it like none. Either way no identity header reaches the upstream.
-		if rule.Action == policy.Optional && (errors.Is(err, token.ErrMissing) || rule.AnonymousOnInvalid) {
+		// A session whose token no longer verifies (expired while the token endpoint is down) is no
+		// credential either: the browser did not present it as one.
+		if rule.Action == policy.Optional && (errors.Is(err, token.ErrMissing) || rule.AnonymousOnInvalid || c.session != nil) {
 			return a.anonymousAllow(rule)
 		}
 		return a.deny(rule, reasonOf(err), err)
 	}
-	if rule.Action == policy.Authenticated {
+	if rule.Action == policy.Authenticated || rule.Action == policy.Login {
 		s := policy.Subject{Pool: id.Pool, TokenUse: id.TokenUse, Groups: id.Groups, Scope: id.Scope, Claims: id.Claims}
 		if u := rule.Require.Check(&s); u != policy.Met {
 			d := a.forbidden[u]
@@ -399,14 +445,21 @@ func (a *Authorizer) CacheLen() int {
 // c, from the cache when it holds them; a cached deny comes back as its cause in c.err. Only the identity is
 // cached, never the decision: the rule's requirements are checked on every request. A cache hit also gives
 // the entry's Slot: a token used once never gets its answer encoded twice, nor kept.
-func (a *Authorizer) verify(ctx context.Context, raw string, c *credential) {
+//
+// s, when set, is the browser session raw came from: the identity is completed from its ID-token claims
+// (completeIdentity) and cached under a key of its own, so a Bearer use of the same token never gets them.
+func (a *Authorizer) verify(ctx context.Context, raw string, s *session.Session, c *credential) {
 	if a.cache == nil {
 		if c.id, c.err = a.verifyTraced(ctx, raw); c.err == nil {
+			c.id = completeIdentity(c.id, s)
 			c.set, c.remove, c.unset = a.identityHeaders(c.id)
 		}
 		return
 	}
 	k := key(raw)
+	if s != nil {
+		k[0] ^= 0x80 // the session's entry: a second preimage of a flipped digest is as hard as of the digest
+	}
 	if e, ok := a.cache.lookup(k); ok {
 		if a.opts.Cache.OnHit != nil {
 			a.opts.Cache.OnHit()
@@ -428,6 +481,7 @@ func (a *Authorizer) verify(ctx context.Context, raw string, c *credential) {
 		a.cache.storeDeny(k, reasonOf(c.err), c.err)
 		return
 	}
+	c.id = completeIdentity(c.id, s)
 	c.set, c.remove, c.unset = a.identityHeaders(c.id)
 	a.cache.storeAllow(k, c.id, &Decision{Headers: c.set, Remove: c.remove, Unset: c.unset})
 }

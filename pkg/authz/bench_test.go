@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/cognito-authz/cognito-authz/pkg/authz"
+	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
 
 // BenchmarkCheck is one decision: cached (a token seen before), uncached (the cache off: a full
@@ -32,6 +33,36 @@ func BenchmarkCheck(b *testing.B) {
 			for b.Loop() {
 				if d := f.a.Check(ctx, req); d.Reason != bc.want {
 					b.Fatalf("Check() = %s, want %s", d.Reason, bc.want)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSignedIn compares a signed-in browser's cached Check (the session cookie opened from the cache
+// of opened sessions, its access token from the verified-token cache, our cookie stripped from the Cookie
+// header) with a cached Bearer Check of the same Authorizer.
+func BenchmarkSignedIn(b *testing.B) {
+	fx := newBrowserFixture(b, false)
+	j := newJar()
+	fx.signIn(b, j, "/app", "bench", "users")
+	tok := fx.iss.MustMint(b, fx.iss.Access())
+	for _, bc := range []struct {
+		name string
+		req  *authz.Request
+	}{
+		{"bearer_cached", &authz.Request{Method: "GET", Host: app, Path: "/api/x", Headers: token.HeaderMap{"authorization": "Bearer " + tok}}},
+		{"session_cached", j.nav(app, "/app/x")},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			ctx := context.Background()
+			if d := fx.a.Check(ctx, bc.req); d.Reason != authz.ReasonOK {
+				b.Fatalf("Check() = %s (%v)", d.Reason, d.Err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if d := fx.a.Check(ctx, bc.req); d.Reason != authz.ReasonOK {
+					b.Fatalf("Check() = %s", d.Reason)
 				}
 			}
 		})

@@ -76,7 +76,7 @@ func (a *Authorizer) logDecision(ctx context.Context, log *slog.Logger, transpor
 	if !log.Enabled(ctx, level) {
 		return
 	}
-	status := d.Outcome.HTTPStatus()
+	status := d.HTTPStatus()
 	if d.DryRun {
 		status = d.WouldBe.HTTPStatus() // what the client would have had; it was allowed
 	}

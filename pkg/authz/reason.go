@@ -18,16 +18,28 @@ const (
 	Forbidden                      // 403: valid token, requirement not met, or rule denies
 	Unavailable                    // 503: the pool's keys were never loaded
 	BadRequest                     // 400: the request cannot be judged (an ambiguous path, bad forwarded headers)
+	// Answered: the service answered the request itself (the browser sign-in flow's paths: login,
+	// callback, logout); the Decision's Status says with what (302 mostly).
+	Answered
 )
 
-var outcomeNames = [...]string{"allow", "unauthenticated", "forbidden", "unavailable", "bad_request"}
+var outcomeNames = [...]string{"allow", "unauthenticated", "forbidden", "unavailable", "bad_request", "answered"}
 
 // String returns the outcome's metric and log label.
 func (o Outcome) String() string { return outcomeNames[o] }
 
 // HTTPStatus is the status Envoy sends the client on this outcome (0 for allow: the upstream decides).
 func (o Outcome) HTTPStatus() int {
-	return [...]int{0, http.StatusUnauthorized, http.StatusForbidden, http.StatusServiceUnavailable, http.StatusBadRequest}[o]
+	return [...]int{0, http.StatusUnauthorized, http.StatusForbidden, http.StatusServiceUnavailable, http.StatusBadRequest, http.StatusFound}[o]
+}
+
+// HTTPStatus is the status the client gets on this decision: Status when set (a sign-in redirect's 302),
+// else the outcome's.
+func (d *Decision) HTTPStatus() int {
+	if d.Status != 0 {
+		return d.Status
+	}
+	return d.Outcome.HTTPStatus()
 }
 
 // Reason is a machine-readable cause: the same string is the deny body's "error", a metric label and a log
@@ -65,6 +77,12 @@ const (
 	// Request reasons: the request cannot be judged as it stands. Both are 400.
 	ReasonPathAmbiguous    Reason = "path_ambiguous"    // readings of the path select different rules (paths.ambiguous: reject)
 	ReasonForwardedInvalid Reason = "forwarded_invalid" // forwarded method/URI headers missing, repeated or of another proxy
+
+	// Browser sign-in reasons (the browser: block).
+	ReasonLoginRequired Reason = "login_required" // a login rule without a valid session or token: 302 to sign in, or 401 JSON
+	ReasonSignIn        Reason = "sign_in"        // the login path, or a callback that signed in: 302
+	ReasonSignOut       Reason = "sign_out"       // the logout path: cookies cleared, 302 to Cognito's /logout
+	ReasonLoginFailed   Reason = "login_failed"   // a callback or logout that failed: a page with a sign-in link (4xx/502)
 	// A valid token of the wrong kind for the route (require.token_use) is ReasonTokenUseMismatch with
 	// outcome Forbidden, not the Unauthenticated of a pool that takes no such tokens: see forbidden.
 )
@@ -77,6 +95,7 @@ var Reasons = []Reason{
 	ReasonTokenUseMismatch, ReasonClientMismatch,
 	ReasonRuleDenied, ReasonPoolNotAllowed, ReasonGroupRequired, ReasonScopeRequired, ReasonClaimRequired,
 	ReasonPathAmbiguous, ReasonForwardedInvalid,
+	ReasonLoginRequired, ReasonSignIn, ReasonSignOut, ReasonLoginFailed,
 }
 
 // allowReasons are the reasons of an allow: they have no deny.
@@ -111,6 +130,10 @@ var reasonInfo = map[Reason]struct {
 	ReasonClaimRequired:    {Forbidden, "the token lacks a claim value this route requires"},
 	ReasonPathAmbiguous:    {BadRequest, "the request path means different routes to different servers"},
 	ReasonForwardedInvalid: {BadRequest, "the forwarded request headers are missing, repeated or of another proxy"},
+	ReasonLoginRequired:    {Unauthenticated, "sign in first"},
+	ReasonSignIn:           {Answered, "signing in"},
+	ReasonSignOut:          {Answered, "signed out"},
+	ReasonLoginFailed:      {Answered, "sign-in could not be completed"},
 }
 
 // forbidden maps an unmet requirement onto its reason and, for the one reason that is also a 401, the 403

@@ -43,6 +43,8 @@ type Config struct {
 	// DynamicMetadata chooses what the gRPC answer's dynamic_metadata carries beyond outcome, reason, rule
 	// and dry_run.
 	DynamicMetadata DynamicMetadata `yaml:"dynamic_metadata"`
+	// Browser is browser sign-in (browser.go); nil: off.
+	Browser *Browser `yaml:"browser"`
 }
 
 // DynamicMetadata is the dynamic_metadata section.
@@ -134,7 +136,7 @@ type TokenSource struct {
 type Rule struct {
 	Name   string `yaml:"name"`
 	Match  Match  `yaml:"match"`
-	Action string `yaml:"action"` // authenticated (default) | allow | deny | optional
+	Action string `yaml:"action"` // authenticated (default) | login | allow | deny | optional
 	// OptionalInvalid is what an optional rule does with a token that does not verify: deny (401, the
 	// default) or anonymous (let it through without identity).
 	OptionalInvalid string   `yaml:"optional_invalid"`
@@ -412,6 +414,9 @@ func Decode(data []byte) (*Config, error) {
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if c.Browser != nil {
+		c.Browser.Defaults()
 	}
 	// A second document in the file is almost always a mistake (a stray ---); refuse it rather than ignore it.
 	var extra any

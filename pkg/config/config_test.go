@@ -449,7 +449,7 @@ var ValidateCases = []ValidateCase{
 			{Name: "feed", Match: Match{PathRegex: "/feed/.*", ContextExtensions: map[string]string{"policy": "feed"}}, Action: "optional", OptionalInvalid: "anonymous"},
 		}
 	}},
-	{Name: "default_bad", Rules: true, Mutate: func(c *Config) { c.Default = "optional" }, Want: `default: optional: want authenticated, allow or deny`},
+	{Name: "default_bad", Rules: true, Mutate: func(c *Config) { c.Default = "optional" }, Want: `default: optional: want authenticated, login, allow or deny`},
 	{Name: "default_empty", Mutate: func(c *Config) { c.Default = "" }, Want: `default ""`},
 	{Name: "default_allow", Mutate: func(c *Config) { c.Default = "allow" }},
 	{Name: "rule_name_empty", Rules: true, Mutate: func(c *Config) { c.Rules = []Rule{{}} }, Want: `rules[0].name: a rule needs a name`},
@@ -460,7 +460,7 @@ var ValidateCases = []ValidateCase{
 	{Name: "rule_optional_invalid_not_optional", Rules: true, Mutate: func(c *Config) { c.Rules = []Rule{{Name: "a", OptionalInvalid: "anonymous"}} }, Want: `rules[0] (a).optional_invalid: needs action optional`},
 	{Name: "rule_require_with_allow", Rules: true, Mutate: func(c *Config) {
 		c.Rules = []Rule{{Name: "a", Action: "allow", Require: &Require{GroupsAny: []string{"x"}}}}
-	}, Want: `rules[0] (a).require: needs action authenticated, not allow`},
+	}, Want: `rules[0] (a).require: needs action authenticated or login, not allow`},
 	{Name: "rule_host_port", Rules: true, Mutate: func(c *Config) { c.Rules = []Rule{{Name: "a", Match: Match{Host: "api.example.com:443"}}} }, Want: `rules[0] (a).match.host: "api.example.com:443"`},
 	{Name: "rule_host_inner_wildcard", Rules: true, Mutate: func(c *Config) { c.Rules = []Rule{{Name: "a", Match: Match{Host: "api.*.com"}}} }, Want: `match.host: "api.*.com"`},
 	{Name: "rule_path_not_normal", Rules: true, Mutate: func(c *Config) { c.Rules = []Rule{{Name: "a", Match: Match{PathPrefix: "/public/../admin"}}} }, Want: `rules[0] (a).match.path_prefix: "/public/../admin": requests are matched by their normalised path, so this never matches; write "/admin"`},

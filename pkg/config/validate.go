@@ -197,6 +197,7 @@ func (c *Config) Validate() error {
 		bad("identity.forward_token must be true or false")
 	}
 	c.validateRules(bad, names)
+	c.validateBrowser(bad, names)
 	return errors.Join(errs...)
 }
 
@@ -253,7 +254,7 @@ func (c *Config) validateRules(bad func(string, ...any), pools map[string]bool) 
 	// means (hosts, paths, regexes, methods, requirements, names) is policy.New's to judge; runtime reports
 	// its problems by key path together with these.
 	if _, err := policy.ParseAction(c.Default); err != nil || c.Default == "" { // optional: policy.New refuses it
-		bad("default %q: want authenticated, allow or deny", c.Default)
+		bad("default %q: want authenticated, login, allow or deny", c.Default)
 	}
 	for i, r := range c.Rules {
 		at := Where("rules", i, r.Name)
@@ -261,7 +262,7 @@ func (c *Config) validateRules(bad func(string, ...any), pools map[string]bool) 
 			bad("%s.name %q: want lower case letters, digits, - and _", at, r.Name)
 		}
 		if _, err := policy.ParseAction(r.Action); err != nil {
-			bad("%s.action %q: want authenticated, allow, deny or optional", at, r.Action)
+			bad("%s.action %q: want authenticated, login, allow, deny or optional", at, r.Action)
 		}
 		if !slices.Contains([]string{"", "deny", "anonymous"}, r.OptionalInvalid) {
 			bad("%s.optional_invalid %q: want deny or anonymous", at, r.OptionalInvalid)

@@ -154,6 +154,7 @@ var grpcCode = map[authz.Outcome]codes.Code{
 	authz.Forbidden:       codes.PermissionDenied,
 	authz.Unavailable:     codes.Unavailable,
 	authz.BadRequest:      codes.InvalidArgument,
+	authz.Answered:        codes.Unauthenticated, // any code but OK: Envoy sends the denied_response as it is
 }
 
 // Response maps a transport-free decision onto Envoy's CheckResponse, with the default (lean) metadata.
@@ -168,7 +169,8 @@ func response(d *authz.Decision, identity bool) *authv3.CheckResponse {
 				Headers:         overwrite(d.Headers), // OVERWRITE_IF_EXISTS_OR_ADD, and append=false for older Envoys
 				HeadersToRemove: d.Remove,             // every identity header without a value: no spoofing
 
-				ResponseHeadersToAdd: dryRunHeaders(d), // x-auth-dry-run to the client on a dry run
+				// x-auth-dry-run on a dry run; Set-Cookie of a refreshed session, each its own option.
+				ResponseHeadersToAdd: append(dryRunHeaders(d), options(d.ResponseHeaders)...),
 			}},
 			DynamicMetadata: Metadata(d, identity),
 		}
@@ -176,8 +178,8 @@ func response(d *authz.Decision, identity bool) *authv3.CheckResponse {
 	return &authv3.CheckResponse{
 		Status: &rpcstatus.Status{Code: int32(grpcCode[d.Outcome]), Message: string(d.Reason)},
 		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
-			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.Outcome.HTTPStatus())},
-			Headers: overwrite(d.Headers), // www-authenticate on 401; never token contents
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.HTTPStatus())},
+			Headers: options(d.Headers), // www-authenticate on 401, location and set-cookie of sign-in; never token contents
 			Body:    d.Body,
 		}},
 		DynamicMetadata: Metadata(d, identity),
@@ -187,6 +189,21 @@ func response(d *authz.Decision, identity bool) *authv3.CheckResponse {
 // appendFalse is the legacy append flag of every header option: one immutable message, only ever read by
 // the codec, instead of one allocation per header per response.
 var appendFalse = wrapperspb.Bool(false)
+
+// appendTrue is the legacy append flag of a header that repeats.
+var appendTrue = wrapperspb.Bool(true)
+
+// options makes the header options of a downstream response: each Set-Cookie appended as its own header
+// (a browser needs every one), every other header overwriting.
+func options(hs []authz.Header) []*corev3.HeaderValueOption {
+	out := overwrite(hs)
+	for _, o := range out {
+		if strings.EqualFold(o.Header.Key, "set-cookie") {
+			o.AppendAction, o.Append = corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD, appendTrue
+		}
+	}
+	return out
+}
 
 // overwrite makes header options that replace any value the request already has. Recent Envoys read
 // append_action; older ones read only the legacy append flag (envoyproxy/envoy#42857), so both are set.

@@ -110,13 +110,43 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	ctx := req.Context()
 	if !tracing.Enabled() {
 		d := h.checker.Check(ctx, &r)
+		if d.Allowed() {
+			upstreamCookie(w, req, &d)
+		}
 		WriteHTTP(w, &d)
 		return
 	}
 	ctx, span := tracing.StartCheck(ctx, "ext_authz.Check", propagation.HeaderCarrier(req.Header))
 	d := h.checker.Check(ctx, &r)
 	endCheck(span, "http", &d)
+	if d.Allowed() {
+		upstreamCookie(w, req, &d)
+	}
 	WriteHTTP(w, &d)
+}
+
+// upstreamCookie answers an allow of a request with cookies with the Cookie header the upstream may see
+// (the request's, without the session's and token sources' cookies; empty when none is left), whenever
+// the decision does not set one itself. Forward-auth proxies copy a listed answer header onto the upstream
+// request (Caddy copy_headers or request_header, Traefik authResponseHeaders); with Cookie among them, our
+// cookies never reach the upstream, and a Caddy that writes a missing header's placeholder literally
+// (2.6) always has one to copy. Envoy reads x-envoy-auth-headers-to-remove instead.
+func upstreamCookie(w http.ResponseWriter, req *http.Request, d *authz.Decision) {
+	if len(req.Header.Values("Cookie")) == 0 {
+		return
+	}
+	for _, h := range d.Headers {
+		if strings.EqualFold(h.Name, "cookie") {
+			return
+		}
+	}
+	v := joinedHeaders(req.Header).Get("cookie")
+	for _, r := range d.Remove {
+		if r == "cookie" {
+			v = ""
+		}
+	}
+	w.Header().Set("Cookie", v)
 }
 
 // Request translates an HTTP ext_authz request into an authz.Request.
@@ -309,9 +339,16 @@ func (h joinedHeaders) Get(name string) string {
 func WriteHTTP(w http.ResponseWriter, d *authz.Decision) {
 	hs := w.Header()
 	for _, h := range d.Headers {
+		if strings.EqualFold(h.Name, "set-cookie") {
+			hs.Add(h.Name, h.Value) // every one: a browser needs them all
+			continue
+		}
 		hs.Set(h.Name, h.Value)
 	}
 	if d.Allowed() {
+		for _, h := range d.ResponseHeaders { // Set-Cookie of a refreshed session, on the 200
+			hs.Add(h.Name, h.Value)
+		}
 		for _, n := range d.Unset {
 			hs.Set(n, "")
 		}
@@ -326,6 +363,6 @@ func WriteHTTP(w http.ResponseWriter, d *authz.Decision) {
 		return
 	}
 	hs.Set("Content-Length", strconv.Itoa(len(d.Body)))
-	w.WriteHeader(d.Outcome.HTTPStatus())
+	w.WriteHeader(d.HTTPStatus())
 	w.Write([]byte(d.Body)) // the client went away or not: nothing else to do
 }

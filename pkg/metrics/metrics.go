@@ -67,7 +67,7 @@ func New(version, goVersion string) *Metrics {
 		reg: prometheus.NewRegistry(),
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cognito_authz_checks_total",
-			Help: "Decisions made, by outcome (allow, unauthenticated, forbidden, unavailable, bad_request, or dry_run_<outcome> for a deny answered as an allow), reason, rule and transport.",
+			Help: "Decisions made, by outcome (allow, unauthenticated, forbidden, unavailable, bad_request, answered (the browser sign-in paths), or dry_run_<outcome> for a deny answered as an allow), reason, rule and transport.",
 		}, []string{"outcome", "reason", "rule", "transport"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "cognito_authz_check_duration_seconds",

@@ -32,9 +32,12 @@ const (
 	Deny
 	// Optional sets identity headers from a valid token and lets a request without one through anonymously.
 	Optional
+	// Login is Authenticated for browsers: a browser navigation without a valid credential is sent to sign
+	// in (the browser: config block), anything else without one gets 401 login_required.
+	Login
 )
 
-var actionNames = [...]string{"authenticated", "allow", "deny", "optional"}
+var actionNames = [...]string{"authenticated", "allow", "deny", "optional", "login"}
 
 // String returns the action's config spelling.
 func (a Action) String() string {
@@ -52,7 +55,7 @@ func ParseAction(s string) (Action, error) {
 	if i := slices.Index(actionNames[:], s); i >= 0 {
 		return Action(i), nil
 	}
-	return 0, fmt.Errorf("policy: action %q: want authenticated, allow, deny or optional", s)
+	return 0, fmt.Errorf("policy: action %q: want authenticated, login, allow, deny or optional", s)
 }
 
 // Match selects requests. Every field that is set must hold; a Match with nothing set matches everything.
@@ -155,8 +158,8 @@ var methodRE = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 func New(rules []Rule, def Action) (*Policy, error) {
 	var errs []error
 	p := &Policy{def: &Rule{Name: DefaultName, Action: def}}
-	if def == Optional || def > Optional {
-		errs = append(errs, &FieldError{Rule: -1, Field: "default", Err: fmt.Errorf("%s: want authenticated, allow or deny", def)})
+	if def == Optional || def > Login {
+		errs = append(errs, &FieldError{Rule: -1, Field: "default", Err: fmt.Errorf("%s: want authenticated, login, allow or deny", def)})
 	}
 	names := map[string]bool{}
 	for i, r := range rules {
@@ -224,11 +227,11 @@ func New(rules []Rule, def Action) (*Policy, error) {
 				bad("match.context_extensions", "empty key")
 			}
 		}
-		if r.Action > Optional {
+		if r.Action > Login {
 			bad("action", "unknown action %s", r.Action)
 		}
-		if r.Action != Authenticated && !r.Require.empty() {
-			bad("require", "needs action authenticated, not %s", r.Action)
+		if r.Action != Authenticated && r.Action != Login && !r.Require.empty() {
+			bad("require", "needs action authenticated or login, not %s", r.Action)
 		}
 		if r.AnonymousOnInvalid && r.Action != Optional {
 			bad("optional_invalid", "needs action optional")

@@ -20,6 +20,7 @@ import (
 	"github.com/cognito-authz/cognito-authz/pkg/jwks"
 	"github.com/cognito-authz/cognito-authz/pkg/metrics"
 	"github.com/cognito-authz/cognito-authz/pkg/policy"
+	"github.com/cognito-authz/cognito-authz/pkg/session"
 	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
 
@@ -32,6 +33,7 @@ type Generation struct {
 	Sources    []token.Source
 	Keys       []PoolKeys // one per pool, in the config's order; pools over one JWKS share a set
 	Verifier   *token.Verifier
+	Session    *session.Flow // browser sign-in; nil without a browser: block
 	Authorizer *authz.Authorizer
 }
 
@@ -133,6 +135,9 @@ func Build(cfg *config.Config, o Options) (*Generation, error) {
 	for _, s := range cfg.Token.Sources {
 		g.Sources = append(g.Sources, token.Source{Header: s.Header, Prefix: s.Prefix, Cookie: s.Cookie})
 	}
+	if g.Session, err = buildSession(cfg, pools, g.Verifier, g.Claims, o.Logger); err != nil {
+		return nil, err
+	}
 	g.Authorizer, err = authz.New(authz.Options{
 		Verifier:     g.Verifier,
 		Policy:       pol,
@@ -143,6 +148,7 @@ func Build(cfg *config.Config, o Options) (*Generation, error) {
 		DryRun:       cfg.DryRun,
 		// paths.ambiguous: strictest (every rule a reading selects must allow) or reject (400 path_ambiguous).
 		RejectAmbiguousPaths: cfg.Paths.Ambiguous == "reject",
+		Session:              g.Session,
 		Cache: authz.CacheOptions{
 			MaxEntries:  cfg.Cache.MaxEntries,
 			MaxBytes:    int64(cfg.Cache.MaxBytes),

@@ -192,7 +192,7 @@ func (c cookies) sessionKey(header string) (k [sha256.Size]byte, ok bool) {
 	n := 0
 	for len(header) > 0 {
 		var part string
-		if i := strings.IndexAny(header, ";,"); i >= 0 {
+		if i := indexSep(header); i >= 0 {
 			part, header = header[:i], header[i+1:]
 		} else {
 			part, header = header, ""
@@ -209,6 +209,20 @@ func (c cookies) sessionKey(header string) (k [sha256.Size]byte, ok bool) {
 		return k, false
 	}
 	return sha256.Sum256(unsafe.Slice(unsafe.StringData(value), len(value))), true
+}
+
+// indexSep is strings.IndexAny(s, ";,") with the vectorised IndexByte: a session cookie is kilobytes, and
+// IndexAny tests them a byte at a time.
+func indexSep(s string) int {
+	i := strings.IndexByte(s, ';')
+	head := s
+	if i >= 0 {
+		head = s[:i]
+	}
+	if j := strings.IndexByte(head, ','); j >= 0 {
+		return j
+	}
+	return i
 }
 
 // ours reports whether a cookie name is one of ours: a session chunk or a transaction.

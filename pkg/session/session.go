@@ -304,6 +304,12 @@ func (f *Flow) Paths(r Request) bool {
 	return ok
 }
 
+// IsLogout reports whether the request is for the logout path (on any host).
+func (f *Flow) IsLogout(r Request) bool {
+	p, _ := r.splitPath()
+	return p == f.o.LogoutPath
+}
+
 // Serve answers the login, callback and logout paths. ok is false for any other request (see Paths).
 func (f *Flow) Serve(ctx context.Context, r Request) (resp Response, ok bool) {
 	if !f.Paths(r) {
