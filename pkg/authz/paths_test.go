@@ -110,6 +110,8 @@ func TestPathBypasses(t *testing.T) {
 		{name: "encoded_semicolon", path: "/public/..%3B/admin", as: anonymous, want: authz.ReasonTokenMissing, ambiguous: true},
 		{name: "slash_and_param", path: "/public;x/..%2Fadmin", as: user, want: authz.ReasonGroupRequired, ambiguous: true},
 		{name: "windows_trailing_dot", path: "/admin./users", as: user, want: authz.ReasonGroupRequired, ambiguous: true},
+		{name: "case_with_three_dots", path: "/ADMIN/...", as: user, want: authz.ReasonGroupRequired, ambiguous: true},
+		{name: "case_with_three_dots_deny", path: "/SECRETS/...", as: admin, want: authz.ReasonRuleDenied, ambiguous: true},
 		{name: "windows_dotdot_space", path: "/public/..%20/admin", as: anonymous, want: authz.ReasonTokenMissing, ambiguous: true},
 		{name: "raw_router_dotdot", path: "/admin/../public/x", as: user, want: authz.ReasonGroupRequired, ambiguous: true},
 		{name: "optional_walk_to_admin", path: "/feed/..;/admin", as: user, want: authz.ReasonGroupRequired, ambiguous: true},

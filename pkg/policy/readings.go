@@ -42,7 +42,8 @@ const maxDecodeRounds = 3
 //   - decoded-params, params-decoded: the decoded readings with ";…" cut after and before decoding ("%3B"
 //     is ";" to a proxy that decodes in front of Tomcat; Tomcat with encoded slashes allowed cuts first).
 //   - folded-…: each of the above case-folded (Unicode simple folding, so "ſ" is "s" and the Kelvin sign
-//     "K" is "k"), with trailing dots and spaces cut from each segment as Windows does: Express (case
+//     "K" is "k"); folded-trimmed-…: that, with trailing dots and spaces cut from each segment as Windows
+//     does: Express (case
 //     insensitive by default), Caddy's path matchers, ASP.NET and IIS.
 //
 // The first reading is always the normal one. The result never holds two readings with the same Path and
@@ -85,17 +86,24 @@ func Readings(raw string) []Reading {
 		}
 	}
 	unfolded := len(out)
+	addFolded := func(name, p string) {
+		if !slices.ContainsFunc(out[unfolded:], func(o Reading) bool { return o.Path == p }) {
+			out = append(out, Reading{Path: p, Folded: true, Name: name})
+		}
+	}
 	for i := range unfolded {
 		r := out[i]
 		p := foldPath(r.Path)
-		if r.Name != "raw" {
-			p = NormalizePath(trimWindows(p))
+		if p != r.Path || foldable(p) {
+			addFolded("folded-"+r.Name, p) // case-insensitive routers (Express, Caddy): case only
 		}
-		if p == r.Path && !foldable(p) {
-			continue // no letter and nothing to trim: the folded match is the unfolded one
+		if r.Name == "raw" {
+			continue
 		}
-		if !slices.ContainsFunc(out[unfolded:], func(o Reading) bool { return o.Path == p }) {
-			out = append(out, Reading{Path: p, Folded: true, Name: "folded-" + r.Name})
+		// Windows (IIS) also cuts trailing dots and spaces. Both folded readings are kept: "/ADMIN/..." is
+		// /admin/... to Express and something else once trimmed.
+		if t := NormalizePath(trimWindows(p)); t != p {
+			addFolded("folded-trimmed-"+r.Name, t)
 		}
 	}
 	return out

@@ -123,7 +123,11 @@ func TestReadings(t *testing.T) {
 			{Path: "/b", Folded: true, Name: "folded-normal"}, {Path: "/a/../b", Folded: true, Name: "folded-raw"}}},
 		{name: "double_encoded", path: "/p/..%252F1", want: []rd{{Path: "/p/..%252F1", Name: "normal"}, {Path: "/1", Name: "decoded"},
 			{Path: "/p/..%252f1", Folded: true, Name: "folded-normal"}}}, // "/1" has nothing to fold
-		{name: "windows", path: "/1/..%20/2", want: []rd{{Path: "/1/..%20/2", Name: "normal"}, {Path: "/2", Folded: true, Name: "folded-normal"}}},
+		{name: "windows", path: "/1/..%20/2", want: []rd{{Path: "/1/..%20/2", Name: "normal"}, {Path: "/1/..%20/2", Folded: true, Name: "folded-normal"},
+			{Path: "/2", Folded: true, Name: "folded-trimmed-normal"}}},
+		// Express folds case but keeps "...", a plain segment; Windows trims it to "..": both readings count.
+		{name: "case_and_three_dots", path: "/ADMIN/...", want: []rd{{Path: "/ADMIN/...", Name: "normal"}, {Path: "/admin/...", Folded: true, Name: "folded-normal"},
+			{Path: "/", Folded: true, Name: "folded-trimmed-normal"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
