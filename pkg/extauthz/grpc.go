@@ -10,6 +10,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"go.opentelemetry.io/otel/trace"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -61,16 +62,17 @@ func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g
 // Read it in this process with Summarize, or Decode.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	r := Request(req)
-	if !tracing.Enabled() {
-		d := s.checker.Check(ctx, &r)
-		return s.encode(&d), nil
+	var span trace.Span // nil while tracing is off
+	if tracing.Enabled() {
+		// Envoy's gRPC client puts its own span in the call's metadata; without Envoy tracing, the
+		// request's headers may still carry the trace the mesh started.
+		md, _ := metadata.FromIncomingContext(ctx)
+		ctx, span = tracing.StartCheck(ctx, "ext_authz.Check", tracing.Values(md), headerCarrier{r.Headers})
 	}
-	// Envoy's gRPC client puts its own span in the call's metadata; without Envoy tracing, the request's
-	// headers may still carry the trace the mesh started.
-	md, _ := metadata.FromIncomingContext(ctx)
-	ctx, span := tracing.StartCheck(ctx, "ext_authz.Check", tracing.Values(md), headerCarrier{r.Headers})
 	d := s.checker.Check(ctx, &r)
-	endCheck(span, "grpc", &d)
+	if span != nil {
+		endCheck(span, "grpc", &d)
+	}
 	return s.encode(&d), nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cognito-authz/cognito-authz/pkg/authz"
 	"github.com/cognito-authz/cognito-authz/pkg/tracing"
@@ -108,17 +109,14 @@ const HeadersToRemove = "x-envoy-auth-headers-to-remove"
 func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r := h.Request(req)
 	ctx := req.Context()
-	if !tracing.Enabled() {
-		d := h.checker.Check(ctx, &r)
-		if d.Allowed() {
-			upstreamCookie(w, req, &d)
-		}
-		WriteHTTP(w, &d)
-		return
+	var span trace.Span // nil while tracing is off
+	if tracing.Enabled() {
+		ctx, span = tracing.StartCheck(ctx, "ext_authz.Check", propagation.HeaderCarrier(req.Header))
 	}
-	ctx, span := tracing.StartCheck(ctx, "ext_authz.Check", propagation.HeaderCarrier(req.Header))
 	d := h.checker.Check(ctx, &r)
-	endCheck(span, "http", &d)
+	if span != nil {
+		endCheck(span, "http", &d)
+	}
 	if d.Allowed() {
 		upstreamCookie(w, req, &d)
 	}
