@@ -105,6 +105,9 @@ func TestPathBypasses(t *testing.T) {
 		{name: "nginx_encoded_slash_in_segment", path: "/admin%2Fx", as: user, want: authz.ReasonGroupRequired, ambiguous: true},
 		{name: "encoded_backslash", path: "/public/..%5Cadmin", as: anonymous, want: authz.ReasonTokenMissing, ambiguous: true},
 		{name: "backslash", path: `/public\..\admin`, as: user, want: authz.ReasonGroupRequired, ambiguous: true},
+		// nginx and Caddy decode %2F but keep "\" as a byte: /0\0/..%2FAdmin is /Admin to them.
+		{name: "backslash_kept_encoded_slash_climb", path: `/0\0/..%2FAdmin`, as: user, want: authz.ReasonGroupRequired, ambiguous: true},
+		{name: "backslash_kept_encoded_slash_deny", path: `/x\y/..%2Fsecrets`, as: admin, want: authz.ReasonRuleDenied, ambiguous: true},
 		{name: "double_encoded_slash", path: "/public/..%252Fadmin", as: anonymous, want: authz.ReasonTokenMissing, ambiguous: true},
 		{name: "double_encoded_semicolon", path: "/public/..%253B/secrets", as: admin, want: authz.ReasonRuleDenied, ambiguous: true},
 		{name: "encoded_semicolon", path: "/public/..%3B/admin", as: anonymous, want: authz.ReasonTokenMissing, ambiguous: true},

@@ -39,6 +39,7 @@ const maxDecodeRounds = 3
 //   - decoded: every escape decoded (once, twice, three times while anything is left to decode), "%2F",
 //     "%5C" and "\" read as "/", then dot segments resolved: nginx, Caddy, IIS, and a decoding proxy in
 //     front of any of them ("/public/..%2Fadmin" is "/admin", "%252F" is "/" after two rounds).
+//   - decoded-unix (and -params): decoded with "\" kept as a byte, as nginx and Caddy on Unix read it.
 //   - decoded-params, params-decoded: the decoded readings with ";…" cut after and before decoding ("%3B"
 //     is ";" to a proxy that decodes in front of Tomcat; Tomcat with encoded slashes allowed cuts first).
 //   - folded-…: each of the above case-folded (Unicode simple folding, so "ſ" is "s" and the Kelvin sign
@@ -82,6 +83,14 @@ func Readings(raw string) []Reading {
 			if hasParams || strings.IndexByte(d, ';') >= 0 {
 				add("decoded-params", NormalizePath(escapePath(stripParams(d))))
 				add("params-decoded", NormalizePath(escapePath(slashes(before))))
+			}
+			// nginx and Caddy on Unix decode "%2F" but keep "\" as a byte of its segment: "/0\0/..%2Fadmin"
+			// is "/admin" to them, and "/0/admin" once "\" is a slash too.
+			if strings.IndexByte(dec, '\\') >= 0 {
+				add("decoded-unix", NormalizePath(escapePath(dec)))
+				if hasParams || strings.IndexByte(dec, ';') >= 0 {
+					add("decoded-unix-params", NormalizePath(escapePath(stripParams(dec))))
+				}
 			}
 		}
 	}
