@@ -9,7 +9,7 @@ BIN      := bin/cognito-authz
 FUZZ_TARGETS := \
 	./pkg/token:FuzzExtract ./pkg/token:FuzzVerify ./pkg/token:FuzzDecode ./pkg/token:FuzzWithoutCookies \
 	./pkg/rs256:FuzzVerify \
-	./pkg/extauthz:FuzzCheck ./pkg/extauthz:FuzzHTTPForwarded ./pkg/extauthz:FuzzRawHeaderMap \
+	./pkg/extauthz:FuzzCheck ./pkg/extauthz:FuzzHTTPForwarded ./pkg/extauthz:FuzzRawHeaderMap ./pkg/extauthz:FuzzDecodeRequest \
 	./pkg/config:FuzzParse \
 	./pkg/policy:FuzzMatch ./pkg/policy:FuzzSelect \
 	./pkg/authz:FuzzPathStrictness \

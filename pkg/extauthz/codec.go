@@ -10,11 +10,12 @@ import (
 	"google.golang.org/grpc/mem"
 )
 
-// Codec is the server's gRPC codec. It writes a pre-encoded CheckResponse (see Server.Check) as it is,
-// without a copy; marshals every other message that go-control-plane generated vtprotobuf code for with
-// MarshalVTStrict and SizeVT (no reflection); decodes with UnmarshalVT where a message has it; and hands
-// everything else (health, reflection, and CheckRequest, which go-control-plane ships no UnmarshalVT for)
-// to grpc-go's own proto codec. What goes on the wire is the same protobuf either way.
+// Codec is the server's gRPC codec. It decodes the Authorization service's requests straight from their
+// bytes (checkRequest) and writes its answers as they were encoded (answer), without a copy; marshals every
+// other message that go-control-plane generated vtprotobuf code for with MarshalVTStrict and SizeVT (no
+// reflection); decodes with UnmarshalVT where a message has it; and hands everything else (health,
+// reflection, a CheckRequest message) to grpc-go's own proto codec. What goes on the wire is the same
+// protobuf either way.
 //
 // It is installed for one server with CodecOption, never registered globally: a global codec would
 // change every gRPC client and server in the process.
@@ -46,6 +47,9 @@ type vtUnmarshaler interface {
 
 // Marshal encodes v.
 func (c *Codec) Marshal(v any) (mem.BufferSlice, error) {
+	if a, ok := v.(*answer); ok {
+		return mem.BufferSlice{mem.SliceBuffer(a.b)}, nil // made for this response: nothing to free
+	}
 	if r, ok := v.(*authv3.CheckResponse); ok {
 		if b, ok := preEncoded(r); ok {
 			return mem.BufferSlice{mem.SliceBuffer(b)}, nil // immutable per response: nothing to free
@@ -80,6 +84,12 @@ func (c *Codec) Marshal(v any) (mem.BufferSlice, error) {
 
 // Unmarshal decodes data into v.
 func (c *Codec) Unmarshal(data mem.BufferSlice, v any) error {
+	if r, ok := v.(*checkRequest); ok {
+		if err := decodeCheckRequest(data, r); err != nil {
+			return fmt.Errorf("extauthz codec: %w", err)
+		}
+		return nil
+	}
 	m, ok := v.(vtUnmarshaler)
 	if !ok {
 		return c.fallback.Unmarshal(data, v)

@@ -94,8 +94,22 @@ func allowed(d *authz.Decision) *token.Identity {
 	return nil
 }
 
-// encode is d's CheckResponse, assembled from its fixed part and this answer's metadata.
-func (s *Server) encode(d *authz.Decision) *authv3.CheckResponse {
+// answer is one Check's CheckResponse, encoded: what the gRPC handler gives Codec to write as it is.
+type answer struct {
+	status *rpcstatus.Status // the status in b, for response
+	b      []byte
+}
+
+// response is the answer as a CheckResponse for a reader in this process: Status set, and the whole message
+// in its unknown fields (see preEncoded), so any codec writes the same bytes.
+func (a *answer) response() *authv3.CheckResponse {
+	r := &authv3.CheckResponse{Status: a.status}
+	r.ProtoReflect().SetUnknown(protoreflect.RawFields(a.b))
+	return r
+}
+
+// encode is d's answer, assembled from its fixed part and this answer's metadata.
+func (s *Server) encode(d *authz.Decision) *answer {
 	w := s.fixed(d)
 	outcome, rule := d.Label(), d.Rule
 	metaLen := stringEntrySize(keyOutcome, outcome) + stringEntrySize(keyReason, string(d.Reason)) +
@@ -118,9 +132,7 @@ func (s *Server) encode(d *authz.Decision) *authv3.CheckResponse {
 	b = appendStringEntry(b, keyRule, rule)
 	b = appendBoolEntry(b, keyDryRun, d.DryRun)
 	b = append(b, idMeta...)
-	r := &authv3.CheckResponse{Status: w.status}
-	r.ProtoReflect().SetUnknown(protoreflect.RawFields(b))
-	return r
+	return &answer{status: w.status, b: b}
 }
 
 // preEncoded returns the bytes of a response encode made: no field but the Status copy, and unknown fields

@@ -18,7 +18,6 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/cognito-authz/cognito-authz/pkg/authz"
-	"github.com/cognito-authz/cognito-authz/pkg/token"
 	"github.com/cognito-authz/cognito-authz/pkg/tracing"
 )
 
@@ -52,16 +51,50 @@ func NewServer(c Checker, opts ...ServerOption) *Server {
 }
 
 // Register adds s to g as the envoy.service.auth.v3.Authorization service; pkg/server takes it as
-// Options.Register, so only this package knows Envoy's types.
-func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, s) }
+// Options.Register, so only this package knows Envoy's types. The server must use this package's codec
+// (CodecOption): the service decodes a CheckRequest straight from its bytes (checkRequest) and answers
+// pre-encoded bytes, which only Codec reads and writes; any other codec fails every Check, closed.
+func (s *Server) Register(g *grpc.Server) { g.RegisterService(&serviceDesc, s) }
 
-// Check implements envoy.service.auth.v3.Authorization/Check. It always answers with a CheckResponse: a
-// gRPC error would count as an authorization-service failure in Envoy, which a deny is not.
+// serviceDesc is Envoy's Authorization service (authv3.Authorization_ServiceDesc, same name, method and
+// proto file) with a Check handler that decodes only what a Check reads.
+var serviceDesc = grpc.ServiceDesc{
+	ServiceName: authv3.Authorization_ServiceDesc.ServiceName,
+	HandlerType: (*authv3.AuthorizationServer)(nil),
+	Methods:     []grpc.MethodDesc{{MethodName: "Check", Handler: checkHandler}},
+	Metadata:    authv3.Authorization_ServiceDesc.Metadata,
+}
+
+func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	s := srv.(*Server)
+	in := new(checkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return s.check(ctx, in), nil
+	}
+	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: authv3.Authorization_Check_FullMethodName}
+	return interceptor(ctx, in, info, func(ctx context.Context, req any) (any, error) {
+		return s.check(ctx, req.(*checkRequest)), nil
+	})
+}
+
+// Check implements envoy.service.auth.v3.Authorization/Check for a caller in this process that holds a
+// decoded CheckRequest; over gRPC, the same check reads the request's bytes. It always answers with a
+// CheckResponse: a gRPC error would count as an authorization-service failure in Envoy, which a deny is
+// not.
 //
 // The answer is pre-encoded (see encode): its fields travel as bytes, with only Status set as a field.
 // Read it in this process with Summarize, or Decode.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	r := Request(req)
+	r := fromMessage(req)
+	return s.check(ctx, &r).response(), nil
+}
+
+// check decides one request and encodes the answer.
+func (s *Server) check(ctx context.Context, req *checkRequest) *answer {
+	r := req.request()
 	var span trace.Span // nil while tracing is off
 	if tracing.Enabled() {
 		// Envoy's gRPC client puts its own span in the call's metadata; without Envoy tracing, the
@@ -73,80 +106,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	if span != nil {
 		endCheck(span, "grpc", &d)
 	}
-	return s.encode(&d), nil
-}
-
-// Request translates a CheckRequest. Header names arrive lower-cased from Envoy, in the headers map or, with
-// encode_raw_headers, in header_map with raw byte values and one entry per header line: repeated headers are
-// joined as Envoy joins them for the headers map (see rawHeaders).
-func Request(req *authv3.CheckRequest) authz.Request {
-	attrs := req.GetAttributes()
-	http := attrs.GetRequest().GetHttp()
-	r := authz.Request{
-		Method:            http.GetMethod(),
-		Host:              http.GetHost(),
-		Path:              http.GetPath(),
-		RequestID:         http.GetId(),
-		ContextExtensions: attrs.GetContextExtensions(),
-	}
-	if hm := http.GetHeaderMap(); hm != nil && len(hm.GetHeaders()) > 0 {
-		r.Headers = rawHeaders(hm.GetHeaders())
-	} else {
-		r.Headers = token.HeaderMap(http.GetHeaders()) // read in place: Envoy lower-cases the names
-	}
-	if r.RequestID == "" {
-		r.RequestID = r.Headers.Get("x-request-id")
-	}
-	return r
-}
-
-// rawHeaders reads Envoy's header_map (encode_raw_headers) in place, without building a map per request:
-// a Check looks up two or three headers, and a header list is short. Names are matched case-insensitively
-// (Envoy sends them lower-cased; the match does not rely on it) and raw byte values are preferred.
-// Repeated cookie entries are joined with "; " (HTTP/2 sends each cookie as its own "crumb", RFC 9113
-// section 8.2.3, and a cookie list is "; "-separated, RFC 6265 section 5.4), every other repeated header
-// with "," (RFC 9110 section 5.3); an empty entry adds nothing (RFC 9110 section 5.6.1). Joining cookies
-// with "," would glue the last cookie of one entry to the first of the next, so its token could not be
-// found.
-type rawHeaders []*corev3.HeaderValue
-
-// Get returns the value of the header, every occurrence joined (in linear time: a request may repeat a
-// header many times).
-func (hs rawHeaders) Get(name string) string {
-	sep := ","
-	if strings.EqualFold(name, "cookie") {
-		sep = "; "
-	}
-	var first string
-	var b strings.Builder
-	n := 0
-	for _, h := range hs {
-		if k := h.GetKey(); k != name && !strings.EqualFold(k, name) {
-			continue
-		}
-		v := h.GetValue()
-		if raw := h.GetRawValue(); len(raw) > 0 {
-			v = string(raw)
-		}
-		if v == "" {
-			continue
-		}
-		switch n {
-		case 0:
-			first = v
-		case 1:
-			b.WriteString(first)
-			fallthrough
-		default:
-			b.WriteString(sep)
-			b.WriteString(v)
-		}
-		n++
-	}
-	if n > 1 {
-		return b.String()
-	}
-	return first
+	return s.encode(&d)
 }
 
 // grpcCode maps an outcome onto the status of the CheckResponse.
