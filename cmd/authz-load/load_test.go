@@ -134,6 +134,20 @@ func TestSessionRequestsAllowed(t *testing.T) {
 	if res.n != len(good) || res.allowed != len(good) || res.errs != 0 {
 		t.Fatalf("signed-in requests: n=%d allowed=%d errs=%d; want all %d allowed", res.n, res.allowed, res.errs, len(good))
 	}
+	// The allow is a signed-in one: the upstream gets the app's cookie without the session's.
+	ok, err := authv3.NewAuthorizationClient(conn).Check(ctx, good[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var upstreamCookie string
+	for _, h := range ok.GetOkResponse().GetHeaders() {
+		if h.GetHeader().GetKey() == "cookie" {
+			upstreamCookie = h.GetHeader().GetValue()
+		}
+	}
+	if upstreamCookie != "theme=dark" {
+		t.Errorf("allow sets cookie %q for the upstream, want theme=dark (the session cookie stripped)", upstreamCookie)
+	}
 
 	_, otherKeys, err := writeSessionKey(t.TempDir())
 	if err != nil {
