@@ -20,6 +20,7 @@ import (
 
 	"github.com/cognito-authz/cognito-authz/pkg/config"
 	"github.com/cognito-authz/cognito-authz/pkg/devissuer"
+	"github.com/cognito-authz/cognito-authz/pkg/runtime"
 )
 
 // configFor is the server's config: one pool on the in-process dev issuer, everything on 127.0.0.1, the
@@ -39,12 +40,25 @@ pools:
 	return c
 }
 
+// checkConfig refuses what serve would: the file's shape and rules, and what building it checks (the
+// browser: block's flow and session keys file).
+func checkConfig(text string) error {
+	c, err := config.Parse([]byte(text))
+	if err != nil {
+		return err
+	}
+	_, err = runtime.Build(c, runtime.Options{Logger: slog.New(slog.DiscardHandler)})
+	return err
+}
+
 // scenario is one row pair of the table.
 type scenario struct {
 	name   string
 	server *proc
 	reqs   []*authv3.CheckRequest
 	rate   int
+	// allowAll: every Check must be allowed (every request carries a valid credential), or the run fails.
+	allowAll bool
 }
 
 type row struct {
@@ -85,19 +99,30 @@ func bench(ctx context.Context, o options, out io.Writer, log *slog.Logger) erro
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("build: %w", err)
 	}
+	keysFile, keys, err := writeSessionKey(dir)
+	if err != nil {
+		return err
+	}
 	procs := map[string]*proc{}
 	defer func() {
 		for _, p := range procs {
 			p.stop()
 		}
 	}()
+	// The signed-in scenario has a server of its own, so the Bearer rows measure a config without browser
+	// sign-in, as before it landed.
+	const signedInServer = "cognito-authz (browser sign-in)"
 	for _, c := range []struct {
-		name  string
-		cache bool
-	}{{"cognito-authz", true}, {"cognito-authz (cache off)", false}} {
-		text := configFor(iss.JWKSURL(), c.cache)
-		if _, err := config.Parse([]byte(text)); err != nil {
-			return err
+		name string
+		text string
+	}{
+		{"cognito-authz", configFor(iss.JWKSURL(), true)},
+		{"cognito-authz (cache off)", configFor(iss.JWKSURL(), false)},
+		{signedInServer, configFor(iss.JWKSURL(), true) + browserBlock(iss.DomainURL(), keysFile)},
+	} {
+		text := c.text
+		if err := checkConfig(text); err != nil {
+			return fmt.Errorf("%s: %w", c.name, err)
 		}
 		path := filepath.Join(dir, strings.NewReplacer(" ", "", "(", "", ")", "").Replace(c.name)+".yaml")
 		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
@@ -114,7 +139,7 @@ func bench(ctx context.Context, o options, out io.Writer, log *slog.Logger) erro
 		return err
 	}
 	procs["no-op"] = noop
-	cached, uncached := procs["cognito-authz"], procs["cognito-authz (cache off)"]
+	cached, uncached, signedIn := procs["cognito-authz"], procs["cognito-authz (cache off)"], procs[signedInServer]
 
 	conns := map[*proc]*grpc.ClientConn{}
 	for _, p := range procs {
@@ -126,8 +151,13 @@ func bench(ctx context.Context, o options, out io.Writer, log *slog.Logger) erro
 		conns[p] = c
 	}
 	valid := requests(toks[:o.tokens])
-	for _, p := range []*proc{cached, uncached} {
-		if err := waitAllows(ctx, conns[p], valid[0]); err != nil {
+	// The same tokens in signed-in browsers' session cookies, sealed with the key the server reads.
+	sessions, err := sessionRequests(keys, toks[:o.tokens], time.Now())
+	if err != nil {
+		return err
+	}
+	for p, req := range map[*proc]*authv3.CheckRequest{cached: valid[0], uncached: valid[0], signedIn: sessions[0]} {
+		if err := waitAllows(ctx, conns[p], req); err != nil {
 			return fmt.Errorf("%s: %w", p.name, err)
 		}
 	}
@@ -141,31 +171,29 @@ func bench(ctx context.Context, o options, out io.Writer, log *slog.Logger) erro
 			mixed[i] = requests([]string{tamper(toks[i])})[0]
 		}
 	}
-	// Warm every server and the cache: each request once, then a second of load.
-	for _, p := range []*proc{noop, cached, uncached} {
-		for _, reqs := range [][]*authv3.CheckRequest{valid, mixed} {
-			if _, err := drive(ctx, conns[p], p.cmd.Process.Pid, reqs, o.callers, time.Hour, 0, true); err != nil {
+	// Warm every server and the caches: each request once, then a second of load.
+	for _, w := range []struct {
+		p    *proc
+		sets [][]*authv3.CheckRequest
+	}{{noop, [][]*authv3.CheckRequest{valid, mixed, sessions}}, {cached, [][]*authv3.CheckRequest{valid, mixed}},
+		{uncached, [][]*authv3.CheckRequest{valid}}, {signedIn, [][]*authv3.CheckRequest{sessions}}} {
+		for _, reqs := range w.sets {
+			if _, err := drive(ctx, conns[w.p], w.p.cmd.Process.Pid, reqs, o.callers, time.Hour, 0, true); err != nil {
 				return err
 			}
 		}
-		if _, err := drive(ctx, conns[p], p.cmd.Process.Pid, valid, o.callers, time.Second, 0, false); err != nil {
+		if _, err := drive(ctx, conns[w.p], w.p.cmd.Process.Pid, w.sets[0], o.callers, time.Second, 0, false); err != nil {
 			return err
 		}
 	}
 
 	var rows []row
 	scenarios := []scenario{
-		{name: fmt.Sprintf("cached (%d tokens, repeated)", o.tokens), server: cached, reqs: valid},
-		{name: "every token new (cache off: every Check verifies)", server: uncached, reqs: valid},
+		{name: fmt.Sprintf("cached (%d tokens, repeated)", o.tokens), server: cached, reqs: valid, allowAll: true},
+		{name: "every token new (cache off: every Check verifies)", server: uncached, reqs: valid, allowAll: true},
 		{name: fmt.Sprintf("%.0f%% invalid signatures mixed in", o.invalid*100), server: cached, reqs: mixed},
-		{name: fmt.Sprintf("fixed %d rps, cached", o.rate), server: cached, reqs: valid, rate: o.rate},
-	}
-	// Hook: a signed-in browser session (an encrypted session cookie instead of a Bearer token) is one
-	// more scenario here once browser sign-in lands: sessionRequests returns its CheckRequests.
-	if reqs := sessionRequests(); reqs != nil {
-		scenarios = append(scenarios, scenario{name: "signed-in session cookie", server: cached, reqs: reqs})
-	} else {
-		info("scenario skipped: signed-in session cookie (no browser sign-in in this build)")
+		{name: fmt.Sprintf("fixed %d rps, cached", o.rate), server: cached, reqs: valid, rate: o.rate, allowAll: true},
+		{name: fmt.Sprintf("signed-in session cookie (%d sessions)", len(sessions)), server: signedIn, reqs: sessions, allowAll: true},
 	}
 	var noopCachedRPS float64
 	for _, sc := range scenarios {
@@ -178,6 +206,9 @@ func bench(ctx context.Context, o options, out io.Writer, log *slog.Logger) erro
 				}
 				if res.errs > 0 {
 					return fmt.Errorf("%s on %s: %d of %d Checks failed", sc.name, p.name, res.errs, res.n)
+				}
+				if sc.allowAll && res.allowed != res.n {
+					return fmt.Errorf("%s on %s: %d of %d Checks allowed, want all", sc.name, p.name, res.allowed, res.n)
 				}
 				if p == noop {
 					base = append(base, res)
@@ -267,10 +298,6 @@ func allowBytes(ctx context.Context, conn *grpc.ClientConn, req *authv3.CheckReq
 	}
 	return proto.Size(resp), nil
 }
-
-// sessionRequests is the hook of the signed-in session scenario: nil until browser sign-in lands, then the
-// CheckRequests of signed-in browser navigations carrying the session cookie.
-func sessionRequests() []*authv3.CheckRequest { return nil }
 
 func hasTaskset() bool { _, err := exec.LookPath("taskset"); return err == nil }
 

@@ -313,7 +313,7 @@ func (i *Issuer) serveToken(w http.ResponseWriter, r *http.Request) {
 			oauthError(w, http.StatusBadRequest, "invalid_grant")
 			return
 		}
-		refresh = refreshToken()
+		refresh = RefreshToken()
 		i.mu.Lock()
 		i.ui.put(&i.ui.refresh, hashString(refresh), g)
 		i.mu.Unlock()
@@ -323,7 +323,7 @@ func (i *Issuer) serveToken(w http.ResponseWriter, r *http.Request) {
 		g = i.ui.refresh[k]
 		if g != nil && rotate {
 			delete(i.ui.refresh, k)
-			refresh = refreshToken()
+			refresh = RefreshToken()
 			i.ui.put(&i.ui.refresh, hashString(refresh), g)
 		}
 		i.mu.Unlock()
@@ -453,9 +453,9 @@ func subjectOf(username string) string {
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
-// refreshToken returns an opaque refresh token the size and shape of Cognito's (a five-part JWE, ~1.8 KB),
+// RefreshToken returns an opaque refresh token the size and shape of Cognito's (a five-part JWE, ~1.8 KB),
 // so cookie sizes measured against the dev issuer are those of production.
-func refreshToken() string {
+func RefreshToken() string {
 	hdr := base64.RawURLEncoding.EncodeToString([]byte(`{"cty":"JWT","enc":"A256GCM","alg":"RSA-OAEP"}`))
 	return hdr + "." + randomString(256) + "." + randomString(12) + "." + randomString(1150) + "." + randomString(16)
 }
