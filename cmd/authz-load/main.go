@@ -38,6 +38,7 @@ type options struct {
 	distinct int
 	cacheDir string
 	goCmd    string
+	only     string
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -45,7 +46,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	noop := fs.String("noop-server", "", "internal: serve a no-op ext_authz server on this address and print it")
 	var o options
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds per scenario; each round drives the no-op server, then cognito-authz")
-	fs.DurationVar(&o.duration, "duration", 4*time.Second, "length of one drive")
+	fs.DurationVar(&o.duration, "duration", 3*time.Second, "length of one drive")
 	fs.IntVar(&o.callers, "callers", 50, "concurrent callers on the one connection")
 	fs.IntVar(&o.rate, "rate", 1000, "requests per second of the fixed-rate latency run")
 	fs.IntVar(&o.tokens, "tokens", 1000, "distinct tokens of the cached and uncached scenarios")
@@ -53,6 +54,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&o.distinct, "distinct", 100_000, "distinct tokens of the memory scenario, each sent once (0 skips it)")
 	fs.StringVar(&o.cacheDir, "cache-dir", ".cache/authz-load", "where minted tokens and their key are kept between runs (minting 100 000 takes minutes)")
 	fs.StringVar(&o.goCmd, "go", "go", "the go command that builds cognito-authz")
+	fs.StringVar(&o.only, "only", "", "run only the scenarios whose name contains this text, e.g. \"fixed\" or \"signed-in\"")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -96,7 +96,7 @@ func newBounded(maxEntries int, maxBytes int64) (*otter.Cache[[sha256.Size]byte,
 	minWeight := uint64(maxBytes+int64(maxEntries)-1) / uint64(maxEntries)
 	c, err := otter.New(&otter.Options[[sha256.Size]byte, *entry]{
 		MaximumWeight:   uint64(maxBytes),
-		InitialCapacity: min(maxEntries, 4096),
+		InitialCapacity: min(maxEntries, 64), // grown as entries come: a table made for thousands is ~1 MiB the GC marks every cycle
 		Weigher:         func(_ [sha256.Size]byte, e *entry) uint32 { return e.weight },
 		ExpiryCalculator: otter.ExpiryCreatingFunc(func(e otter.Entry[[sha256.Size]byte, *entry]) time.Duration {
 			return e.Value.ttl
