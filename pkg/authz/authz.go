@@ -166,6 +166,7 @@ type Authorizer struct {
 	stripped  []string                 // forward_token false: the headers a token is read from (authorization first)
 	cookies   []string                 // forward_token false: the cookies a token is read from
 	cache     *tokenCache              // nil: off
+	spoofable map[string]string        // canonical name → identity header (see lookalikes)
 }
 
 // errRuleDenied is the logged cause of a deny rule.
@@ -193,6 +194,7 @@ func New(opts Options) (*Authorizer, error) {
 		opts.Policy = p
 	}
 	a := &Authorizer{opts: opts, names: opts.Headers.Names(), denies: map[Reason]Decision{}}
+	a.spoofable = lookalikes(a.names)
 	for r, info := range reasonInfo {
 		a.denies[r] = denial(info.outcome, r, info.text)
 	}
@@ -250,14 +252,15 @@ func denial(o Outcome, r Reason, text string) Decision {
 // Cross-cutting modes are applied here, once, after the cancellation guard: a request the caller gave up on
 // is denied request_cancelled whatever the mode (its answer is not used, but it must never be an allow, nor
 // be counted as a missing key); then a dry run (global, Options.DryRun, or the deciding rule's) answers a
-// deny as a marked allow.
+// deny as a marked allow, but for identity_spoofed: a dry run's allow removes the identity headers, which
+// cannot remove a look-alike, so the upstream would take the client's value for the identity.
 func (a *Authorizer) Check(ctx context.Context, r *Request) Decision {
 	d, rule := a.judge(ctx, r)
 	if err := ctx.Err(); err != nil {
 		// Also after judging: a verification cut short by the cancel fails with the key set's error.
 		return a.deny(rule, ReasonRequestCancelled, err)
 	}
-	if !d.Allowed() && d.Outcome != Answered && (a.opts.DryRun || rule.DryRun) {
+	if !d.Allowed() && d.Outcome != Answered && d.Reason != ReasonIdentitySpoofed && (a.opts.DryRun || rule.DryRun) {
 		d = a.DryRun(d)
 	}
 	if d.Allowed() && (len(a.cookies) > 0 || a.opts.Session != nil) {
@@ -276,6 +279,10 @@ func (a *Authorizer) judge(ctx context.Context, r *Request) (Decision, *policy.R
 	if r.Invalid != nil {
 		rule := &policy.Rule{}
 		return a.deny(rule, ReasonForwardedInvalid, r.Invalid), rule
+	}
+	if name, id, ok := a.lookalike(r); ok {
+		rule := &policy.Rule{} // the refusal is the service's, never a rule's (nor a dry run's)
+		return a.deny(rule, ReasonIdentitySpoofed, fmt.Errorf("%w: %q reads as %s to CGI and WSGI upstreams", errLookalike, name, id)), rule
 	}
 	if f := a.opts.Session; f != nil {
 		sr := sessionRequest(r)

@@ -17,7 +17,7 @@ const (
 	Unauthenticated                // 401: no valid token
 	Forbidden                      // 403: valid token, requirement not met, or rule denies
 	Unavailable                    // 503: the pool's keys were never loaded
-	BadRequest                     // 400: the request cannot be judged (an ambiguous path, bad forwarded headers)
+	BadRequest                     // 400: the request cannot be judged (an ambiguous path, bad forwarded headers, a look-alike identity header)
 	// Answered: the service answered the request itself (the browser sign-in flow's paths: login,
 	// callback, logout); the Decision's Status says with what (302 mostly).
 	Answered
@@ -74,9 +74,10 @@ const (
 	ReasonScopeRequired  Reason = "scope_required"   // require.scopes_any / scopes_all not met
 	ReasonClaimRequired  Reason = "claim_required"   // require.claims not met
 
-	// Request reasons: the request cannot be judged as it stands. Both are 400.
+	// Request reasons: the request cannot be judged as it stands. All are 400.
 	ReasonPathAmbiguous    Reason = "path_ambiguous"    // readings of the path select different rules (paths.ambiguous: reject)
 	ReasonForwardedInvalid Reason = "forwarded_invalid" // forwarded method/URI headers missing, repeated or of another proxy
+	ReasonIdentitySpoofed  Reason = "identity_spoofed"  // a header named like an identity header with "_" for "-" (x_auth_sub)
 
 	// Browser sign-in reasons (the browser: block).
 	ReasonLoginRequired Reason = "login_required" // a login rule without a valid session or token: 302 to sign in, or 401 JSON
@@ -94,7 +95,7 @@ var Reasons = []Reason{
 	ReasonSignatureInvalid, ReasonTokenExpired, ReasonTokenNotYetValid, ReasonClaimsInvalid,
 	ReasonTokenUseMismatch, ReasonClientMismatch,
 	ReasonRuleDenied, ReasonPoolNotAllowed, ReasonGroupRequired, ReasonScopeRequired, ReasonClaimRequired,
-	ReasonPathAmbiguous, ReasonForwardedInvalid,
+	ReasonPathAmbiguous, ReasonForwardedInvalid, ReasonIdentitySpoofed,
 	ReasonLoginRequired, ReasonSignIn, ReasonSignOut, ReasonLoginFailed,
 }
 
@@ -130,6 +131,7 @@ var reasonInfo = map[Reason]struct {
 	ReasonClaimRequired:    {Forbidden, "the token lacks a claim value this route requires"},
 	ReasonPathAmbiguous:    {BadRequest, "the request path means different routes to different servers"},
 	ReasonForwardedInvalid: {BadRequest, "the forwarded request headers are missing, repeated or of another proxy"},
+	ReasonIdentitySpoofed:  {BadRequest, "a request header is named like an identity header"},
 	ReasonLoginRequired:    {Unauthenticated, "sign in first"},
 	ReasonSignIn:           {Answered, "signing in"},
 	ReasonSignOut:          {Answered, "signed out"},

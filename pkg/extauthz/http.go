@@ -310,6 +310,15 @@ func isToken(s string) bool {
 // with commas (cookies with "; "), so two Authorization headers are one malformed credential here too.
 type joinedHeaders http.Header
 
+// HeaderNames implements authz.HeaderLister.
+func (h joinedHeaders) HeaderNames(yield func(string) bool) {
+	for name := range h {
+		if !yield(name) {
+			return
+		}
+	}
+}
+
 // Get returns every value of the header, joined.
 func (h joinedHeaders) Get(name string) string {
 	vs := http.Header(h).Values(name)

@@ -337,3 +337,28 @@ func (hs rawHeaders) Get(name string) string {
 	}
 	return first
 }
+
+// HeaderNames implements authz.HeaderLister.
+func (hs mapHeaders) HeaderNames(yield func(string) bool) {
+	for _, h := range hs {
+		if !yield(h.key) {
+			return
+		}
+	}
+}
+
+// HeaderNames implements authz.HeaderLister.
+func (hs rawHeaders) HeaderNames(yield func(string) bool) {
+	for _, h := range hs {
+		if !yield(h.key) {
+			return
+		}
+	}
+}
+
+// Every transport's headers list their names, for the look-alike check.
+var (
+	_ authz.HeaderLister = mapHeaders(nil)
+	_ authz.HeaderLister = rawHeaders(nil)
+	_ authz.HeaderLister = joinedHeaders(nil)
+)

@@ -256,3 +256,23 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestRawHeaderMapLookalike: with encode_raw_headers, a look-alike identity header in header_map is refused
+// over gRPC like one in the headers map.
+func TestRawHeaderMapLookalike(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	conn := serveGRPCWith(t, extauthz.NewServer(f.a))
+	req := extauthz.Probe{Method: "GET", Host: "h", Path: "/"}.CheckRequest()
+	req.Attributes.Request.Http.HeaderMap = &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+		{Key: "authorization", RawValue: []byte("Bearer " + f.iss.MustMint(t, at(f.iss.Access())))},
+		{Key: "X_Auth_Groups", RawValue: []byte("admins")},
+	}}
+	resp, err := authv3.NewAuthorizationClient(conn).Check(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := extauthz.Summarize(resp); s.Allowed || s.HTTPStatus != 400 || s.Reason != string(authz.ReasonIdentitySpoofed) {
+		t.Fatalf("allowed %v, HTTP %d, reason %s; want 400 identity_spoofed", s.Allowed, s.HTTPStatus, s.Reason)
+	}
+}

@@ -86,6 +86,7 @@ func transportCases(t *testing.T, f *fixture) []transportCase {
 		return outcome{Status: status, Reason: string(reason), Set: map[string]string{"content-type": "application/json", "www-authenticate": auth}}
 	}
 	anonymous := outcome{Allowed: true, Remove: identityRemoved}
+	spoofed := outcome{Status: 400, Reason: string(authz.ReasonIdentitySpoofed), Set: map[string]string{"content-type": "application/json"}}
 	return []transportCase{
 		{name: "default_valid_token", path: "/orders?x=1", headers: bearer(access),
 			want: outcome{Allowed: true, Set: aliceSet, Remove: []string{"x-auth-email", "x-auth-tenant"}}},
@@ -120,6 +121,13 @@ func transportCases(t *testing.T, f *fixture) []transportCase {
 		{name: "optional_without_token", path: "/feed", want: anonymous},
 		{name: "optional_invalid_token", path: "/feed", headers: bearer(testkit.Tamper(access)), want: deny(401, authz.ReasonSignatureInvalid)},
 		{name: "context_extension_policy", path: "/anything", ctxExt: map[string]string{"policy": "public"}, want: anonymous, grpcOnly: true},
+		// x_auth_sub is HTTP_X_AUTH_SUB to CGI, WSGI, Rack and PHP upstreams, the same key as x-auth-sub, and
+		// neither headers_to_remove nor a forward-auth proxy's copied headers name it: refused.
+		{name: "underscore_identity_with_token", path: "/orders", headers: map[string]string{"authorization": "Bearer " + access, "x_auth_groups": "admins"},
+			want: spoofed},
+		{name: "underscore_identity_on_allow_rule", path: "/healthz", headers: map[string]string{"x_auth_sub": "evil"}, want: spoofed},
+		{name: "mixed_separators_claim_header", path: "/healthz", headers: map[string]string{"x-auth_tenant": "evil"}, want: spoofed},
+		{name: "underscore_other_header_passes", path: "/healthz", headers: map[string]string{"x_custom_thing": "1", "x_auth": "1"}, want: anonymous},
 	}
 }
 

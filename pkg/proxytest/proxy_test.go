@@ -127,6 +127,9 @@ type proxyCase struct {
 	// refusedOK also accepts a 400 that never reached the upstream: an ambiguous path refused (by
 	// cognito-authz or by the proxy itself) is as safe as the strict rule's deny.
 	refusedOK bool
+	// refusedAs also accepts cognito-authz's 400 deny with this reason (a proxy that drops the request's
+	// offending header itself lets it through instead).
+	refusedAs string
 }
 
 // proxyCases are the cases every proxy must pass.
@@ -150,11 +153,15 @@ func proxyCases() []proxyCase {
 		{name: "group_required_no_token", path: "/admin/users", status: 401, reason: "token_missing"},
 		{name: "dotdot_into_admin", path: "/public/../admin/users", token: "alice", status: 403, reason: "group_required"},
 		// The other family of forwarded headers, sent by the client, must not pick the judged path or method.
-		{name: "client_x_forwarded_uri", path: "/orders", header: map[string]string{"X-Forwarded-Uri": "/public/x"}, status: 401, reason: "token_missing"},
-		{name: "client_x_forwarded_method", path: "/orders", header: map[string]string{"X-Forwarded-Method": "OPTIONS"}, status: 401, reason: "token_missing"},
-		{name: "client_x_original_uri", path: "/orders", header: map[string]string{"X-Original-URI": "/public/x"}, status: 401, reason: "token_missing"},
-		{name: "client_x_forwarded_host", path: "/orders", header: map[string]string{"X-Forwarded-Host": "open.example.com"}, status: 401, reason: "token_missing"},
-		{name: "client_x_original_method", path: "/admin/users", token: "alice", header: map[string]string{"X-Original-Method": "OPTIONS"}, status: 403, reason: "group_required"},
+		{name: "client_x_forwarded_uri", path: "/orders", header: map[string]string{"X-Forwarded-Uri": "/public/x"}, status: 401, reason: "token_missing", refusedAs: "forwarded_invalid"},
+		{name: "client_x_forwarded_method", path: "/orders", header: map[string]string{"X-Forwarded-Method": "OPTIONS"}, status: 401, reason: "token_missing", refusedAs: "forwarded_invalid"},
+		{name: "client_x_original_uri", path: "/orders", header: map[string]string{"X-Original-URI": "/public/x"}, status: 401, reason: "token_missing", refusedAs: "forwarded_invalid"},
+		{name: "client_x_forwarded_host", path: "/orders", header: map[string]string{"X-Forwarded-Host": "open.example.com"}, status: 401, reason: "token_missing", refusedAs: "forwarded_invalid"},
+		// X_Auth_Sub is HTTP_X_AUTH_SUB to CGI, WSGI, Rack and PHP upstreams: nginx drops such names itself,
+		// cognito-authz refuses them behind Caddy and Traefik, which pass them on.
+		{name: "underscore_identity_spoof", path: "/orders", token: "alice", header: map[string]string{"X_Auth_Sub": "spoofed-sub", "X_Auth_Groups": "spoofed-admins"},
+			status: 200, upID: "alice", refusedAs: "identity_spoofed"},
+		{name: "client_x_original_method", path: "/admin/users", token: "alice", header: map[string]string{"X-Original-Method": "OPTIONS"}, status: 403, reason: "group_required", refusedAs: "forwarded_invalid"},
 	}
 }
 
@@ -193,6 +200,9 @@ func runCases(t *testing.T, proxyName, addr string, e *env, cases []proxyCase) {
 			}
 			if tt.refusedOK && resp.StatusCode == http.StatusBadRequest && resp.Header.Get("X-Upstream") == "" {
 				return
+			}
+			if tt.refusedAs != "" && resp.StatusCode == http.StatusBadRequest {
+				tt.status, tt.reason = http.StatusBadRequest, tt.refusedAs
 			}
 			if resp.StatusCode != tt.status {
 				t.Fatalf("status %d, want %d; body:\n%s", resp.StatusCode, tt.status, body)

@@ -177,3 +177,13 @@ func wellFormed(raw string) error {
 	}
 	return nil
 }
+
+// HeaderNames calls yield with each header name until it returns false (authz reads the names to refuse
+// look-alikes of identity headers).
+func (m HeaderMap) HeaderNames(yield func(string) bool) {
+	for name := range m {
+		if !yield(name) {
+			return
+		}
+	}
+}
