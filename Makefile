@@ -72,7 +72,8 @@ run: build ## run the service on an embedded dev issuer (no AWS needed); prints 
 
 # The packages with concurrency run under the race detector; the e2e tests (real processes) and the manifest
 # tests (deploy, envoy: pure decoding) run plainly, as does api, and so does the one test that measures the
-# heap (TestCacheEntryCost skips under -race).
+# heap (TestCacheEntryCost skips under -race). extauthz runs once more with the build's tags, so the codec's
+# vtprotobuf path is tested as it ships.
 RACE_PKGS  = $(shell $(GO) list ./pkg/... ./cmd/... | grep -v -e '/pkg/e2e$$')
 PLAIN_PKGS = ./pkg/e2e/... ./deploy/... ./envoy/... ./api/...
 
@@ -81,6 +82,7 @@ test: cognito-local browser proxies ## go vet; the race detector on pkg and cmd;
 	$(GO) test -race -count=1 -timeout 10m $(RACE_PKGS)
 	$(GO) test -count=1 -timeout 10m $(PLAIN_PKGS)
 	$(GO) test -count=1 -run '^TestCacheEntryCost$$' ./pkg/authz
+	$(GO) test -count=1 -tags $(GOTAGS) ./pkg/extauthz  # the codec as make build and the image build it
 	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
 fuzz: ## run every fuzz target for FUZZTIME (default 60s)
