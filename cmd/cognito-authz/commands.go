@@ -74,9 +74,11 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		c := config.Default()
 		c.Server.GRPCAddr, c.Server.AdminAddr, c.Log.Format = "127.0.0.1:9001", "127.0.0.1:9090", "text"
 		amend(&c)
-		if err := devBrowser(&c, iss); err != nil {
+		dir, err := devBrowser(&c, iss)
+		if err != nil {
 			return err
 		}
+		defer os.RemoveAll(dir) // the session key dies with the process: sessions end with it
 		c.OverrideEnv(os.LookupEnv)
 		if err := runtime.Validate(&c); err != nil {
 			return err
@@ -99,17 +101,19 @@ const devHTTPAddr = "127.0.0.1:9002"
 
 // devBrowser turns browser sign-in on for `serve -dev` without a config file: the dev issuer's Hosted UI,
 // the app on http://localhost:9002 (the HTTP protocol itself, answering as Envoy's HTTP ext_authz would),
-// a login rule for /app, and a fresh session key.
-func devBrowser(c *config.Config, iss *devissuer.Issuer) error {
+// a login rule for /app, and a fresh session key, in the temporary directory it returns (the caller removes
+// it).
+func devBrowser(c *config.Config, iss *devissuer.Issuer) (string, error) {
 	k := make([]byte, 32)
 	rand.Read(k)
 	dir, err := os.MkdirTemp("", "cognito-authz-dev-")
 	if err != nil {
-		return err
+		return "", err
 	}
 	keys := filepath.Join(dir, "session-keys")
 	if err := os.WriteFile(keys, []byte(base64.StdEncoding.EncodeToString(k)+"\n"), 0o600); err != nil {
-		return err
+		os.RemoveAll(dir)
+		return "", err
 	}
 	_, port, _ := net.SplitHostPort(devHTTPAddr)
 	app := "localhost:" + port
@@ -118,7 +122,7 @@ func devBrowser(c *config.Config, iss *devissuer.Issuer) error {
 	c.Browser = &config.Browser{Domain: iss.DomainURL(), ClientID: iss.ClientID, Pool: "dev", AllowedHosts: []string{app},
 		LogoutRedirect: "http://" + app + "/", LogoutGET: true, SessionKeysFile: keys, InsecureHTTP: true}
 	c.Browser.Defaults()
-	return nil
+	return dir, nil
 }
 
 // devBanner prints a valid token and ready-to-paste commands for an allow and two denies.

@@ -871,3 +871,24 @@ func TestTokenCommand(t *testing.T) {
 		}
 	})
 }
+
+// TestServeDevRemovesSessionKey: serve -dev writes a fresh session key to a temporary directory, and removes
+// it when it stops (it used to leave one behind on every run).
+func TestServeDevRemovesSessionKey(t *testing.T) {
+	clearEnv(t)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	t.Setenv("COGNITO_AUTHZ_GRPC_ADDR", "127.0.0.1:0")
+	t.Setenv("COGNITO_AUTHZ_HTTP_ADDR", "127.0.0.1:0")
+	t.Setenv("COGNITO_AUTHZ_ADMIN_ADDR", "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel() // serve builds, binds and stops at once
+	var out, errb bytes.Buffer
+	if code := run(ctx, []string{"serve", "-dev", "-dev-issuer-addr", "127.0.0.1:0"}, &out, &errb); code != exitOK {
+		t.Fatalf("serve -dev exit code = %d, want 0\nstderr:\n%s", code, errb.String())
+	}
+	left, err := filepath.Glob(filepath.Join(tmp, "cognito-authz-dev-*"))
+	if err != nil || len(left) > 0 {
+		t.Fatalf("serve -dev left %v behind (%v)", left, err)
+	}
+}
