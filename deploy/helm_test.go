@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -44,6 +45,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/cognito-authz/cognito-authz/pkg/config"
+	"github.com/cognito-authz/cognito-authz/pkg/runtime"
 )
 
 const (
@@ -52,6 +54,7 @@ const (
 	releaseNS      = "platform"
 	chartConfigDir = "/etc/cognito-authz/config"
 	chartTLSDir    = "/etc/cognito-authz/tls"
+	chartKeysDir   = "/etc/cognito-authz/session"
 )
 
 func init() {
@@ -369,6 +372,25 @@ func TestHelmChartCombinations(t *testing.T) {
 					t.Errorf("server.tls = %v, want the mounted Secret's files %v, no client CA", cfg.Server.TLS, want)
 				}
 				wantMount(t, r.container(t), "tls", chartTLSDir)
+			}},
+		{name: "browser", wantKinds: map[string]int{"Deployment": 1, "Service": 1, "ServiceAccount": 1, "ConfigMap": 1, "PodDisruptionBudget": 1},
+			check: func(t *testing.T, r chartRender) {
+				// What serve builds at start: the browser block's meaning, the key ring read from the mounted
+				// file, and the login rule.
+				cfg := r.serviceConfig(t)
+				if err := runtime.Validate(cfg); err != nil {
+					t.Fatalf("rendered config does not validate: %v", err)
+				}
+				if _, err := runtime.Build(cfg, runtime.Options{}); err != nil {
+					t.Fatalf("rendered config does not build: %v", err)
+				}
+				if cfg.Browser == nil || !strings.HasPrefix(cfg.Browser.SessionKeysFile, "/") {
+					t.Fatalf("browser = %+v, want session_keys_file filled in", cfg.Browser)
+				}
+				wantMount(t, r.container(t), "session-keys", chartKeysDir)
+				wantVolume(t, r.Deployment.Spec.Template.Spec, "session-keys", func(v corev1.Volume) bool {
+					return v.Secret != nil && v.Secret.SecretName == "cognito-authz-session-keys"
+				})
 			}},
 		{name: "monitoring", wantKinds: map[string]int{"Deployment": 1, "Service": 1, "ServiceAccount": 1, "ConfigMap": 2, "PodDisruptionBudget": 1,
 			"ServiceMonitor": 1, "PodMonitor": 1, "PrometheusRule": 1},
@@ -695,6 +717,18 @@ func (r chartRender) serviceConfig(t *testing.T) *config.Config {
 		dir := t.TempDir()
 		writeTLSSecret(t, dir)
 		data = strings.ReplaceAll(data, chartTLSDir+"/", dir+"/")
+	}
+	if strings.Contains(data, chartKeysDir+"/") {
+		// The same for the session key Secret: one real key, under the Secret's key names.
+		dir := t.TempDir()
+		key := make([]byte, 32)
+		rand.Read(key)
+		for _, name := range []string{"session-keys", "ring.json"} {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		data = strings.ReplaceAll(data, chartKeysDir+"/", dir+"/")
 	}
 	c, err := config.Parse([]byte(data))
 	if err != nil {
