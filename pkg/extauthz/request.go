@@ -66,172 +66,163 @@ var errMalformed = errors.New("malformed CheckRequest")
 func decodeCheckRequest(data mem.BufferSlice, r *checkRequest) error {
 	b := data.Materialize() // this request's own copy: never written after this
 	d := decoder{b: b, s: unsafe.String(unsafe.SliceData(b), len(b))}
-	for i := 0; i < len(b); {
-		num, ok, s, e, err := d.field(i, len(b))
-		if err != nil {
-			return err
+	f := d.fields(0, len(b))
+	for f.next() {
+		if f.num == fieldCheckAttributes {
+			f.check(d.attributes(r, f.start, f.end))
 		}
-		if ok && num == fieldCheckAttributes {
-			if err := d.attributes(r, s, e); err != nil {
-				return err
-			}
-		}
-		i = e
 	}
-	return nil
+	return f.err
 }
 
-// decoder walks one message's bytes; s is the same bytes as a string, for substrings that cost nothing.
+// decoder holds one message's bytes; s is the same bytes as a string, for substrings that cost nothing.
 type decoder struct {
 	b []byte
 	s string
 }
 
-// field reads the field at b[i:end]: its number and, when it is length-delimited (bytes), its contents
-// b[start:next]. Any other field is checked for well-formed framing and skipped (start == next). next is
-// where the field after it begins.
-func (d *decoder) field(i, end int) (num protowire.Number, bytes bool, start, next int, err error) {
-	num, typ, n := protowire.ConsumeTag(d.b[i:end])
-	if n < 0 {
-		return 0, false, 0, 0, fmt.Errorf("%w: %w", errMalformed, protowire.ParseError(n))
-	}
-	i += n
-	if typ != protowire.BytesType {
-		if n = protowire.ConsumeFieldValue(num, typ, d.b[i:end]); n < 0 {
-			return 0, false, 0, 0, fmt.Errorf("%w: field %d: %w", errMalformed, num, protowire.ParseError(n))
-		}
-		return num, false, i + n, i + n, nil
-	}
-	v, n := protowire.ConsumeBytes(d.b[i:end])
-	if n < 0 {
-		return 0, false, 0, 0, fmt.Errorf("%w: field %d: %w", errMalformed, num, protowire.ParseError(n))
-	}
-	return num, true, i + n - len(v), i + n, nil
+// fields walks the fields of one message, b[i:end].
+type fields struct {
+	d      decoder
+	i, max int
+	// The current field, always length-delimited (the only wire type read here): its number and contents
+	// b[start:end].
+	num        protowire.Number
+	start, end int
+	err        error
 }
 
-// attributes decodes an AttributeContext, b[i:end].
-func (d *decoder) attributes(r *checkRequest, i, end int) error {
-	for i < end {
-		num, ok, s, e, err := d.field(i, end)
-		if err != nil {
-			return err
+func (d decoder) fields(i, end int) fields { return fields{d: d, i: i, max: end} }
+
+// next moves to the next length-delimited field, reporting false at the message's end or at the first
+// malformed field (err). A field of any other wire type is checked for well-formed framing and skipped (a
+// field read here that arrives with another wire type is an unknown field to protobuf too).
+func (f *fields) next() bool {
+	for f.err == nil && f.i < f.max {
+		b := f.d.b[f.i:f.max]
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			f.err = fmt.Errorf("%w: %w", errMalformed, protowire.ParseError(n))
+			return false
 		}
-		switch {
-		case !ok:
-		case num == fieldAttrsRequest:
-			err = d.request(r, s, e)
-		case num == fieldAttrsExtensions:
-			var k, v string
-			k, v, err = d.entry(s, e)
+		if typ != protowire.BytesType {
+			m := protowire.ConsumeFieldValue(num, typ, b[n:])
+			if m < 0 {
+				f.err = fmt.Errorf("%w: field %d: %w", errMalformed, num, protowire.ParseError(m))
+				return false
+			}
+			f.i += n + m
+			continue
+		}
+		v, m := protowire.ConsumeBytes(b[n:])
+		if m < 0 {
+			f.err = fmt.Errorf("%w: field %d: %w", errMalformed, num, protowire.ParseError(m))
+			return false
+		}
+		f.num, f.end = num, f.i+n+m
+		f.start, f.i = f.end-len(v), f.end
+		return true
+	}
+	return false
+}
+
+// check stops the walk at a nested message's error.
+func (f *fields) check(err error) {
+	if err != nil && f.err == nil {
+		f.err = err
+	}
+}
+
+// str is the current field's contents.
+func (f *fields) str() string { return f.d.s[f.start:f.end] }
+
+// attributes decodes an AttributeContext, b[i:end].
+func (d decoder) attributes(r *checkRequest, i, end int) error {
+	f := d.fields(i, end)
+	for f.next() {
+		switch f.num {
+		case fieldAttrsRequest:
+			f.check(d.request(r, f.start, f.end))
+		case fieldAttrsExtensions:
+			k, v, _, err := d.headerValue(f.start, f.end) // a map entry's key and value are HeaderValue's field numbers
 			if r.ext == nil {
 				r.ext = make(map[string]string)
 			}
 			r.ext[k] = v
+			f.check(err)
 		}
-		if err != nil {
-			return err
-		}
-		i = e
 	}
-	return nil
+	return f.err
 }
 
 // request decodes an AttributeContext.Request, b[i:end].
-func (d *decoder) request(r *checkRequest, i, end int) error {
-	for i < end {
-		num, ok, s, e, err := d.field(i, end)
-		if err != nil {
-			return err
+func (d decoder) request(r *checkRequest, i, end int) error {
+	f := d.fields(i, end)
+	for f.next() {
+		if f.num == fieldRequestHTTP {
+			f.check(d.http(r, f.start, f.end))
 		}
-		if ok && num == fieldRequestHTTP {
-			if err := d.http(r, s, e); err != nil {
-				return err
-			}
-		}
-		i = e
 	}
-	return nil
+	return f.err
 }
 
 // http decodes an AttributeContext.HttpRequest, b[i:end].
-func (d *decoder) http(r *checkRequest, i, end int) error {
-	for i < end {
-		num, ok, s, e, err := d.field(i, end)
-		if err != nil {
-			return err
-		}
-		switch {
-		case !ok:
-		case num == fieldHTTPID:
-			r.id = d.s[s:e]
-		case num == fieldHTTPMethod:
-			r.method = d.s[s:e]
-		case num == fieldHTTPPath:
-			r.path = d.s[s:e]
-		case num == fieldHTTPHost:
-			r.host = d.s[s:e]
-		case num == fieldHTTPHeaders:
+func (d decoder) http(r *checkRequest, i, end int) error {
+	f := d.fields(i, end)
+	for f.next() {
+		switch f.num {
+		case fieldHTTPID:
+			r.id = f.str()
+		case fieldHTTPMethod:
+			r.method = f.str()
+		case fieldHTTPPath:
+			r.path = f.str()
+		case fieldHTTPHost:
+			r.host = f.str()
+		case fieldHTTPHeaders:
 			if r.headers == nil {
 				r.headers = make([]headerField, 0, 16) // a browser's or an API client's headers, in one allocation
 			}
-			var h headerField
-			h.key, h.value, err = d.entry(s, e)
-			r.headers = append(r.headers, h)
-		case num == fieldHTTPHeaderMap:
-			err = d.headerMap(r, s, e)
+			k, v, _, err := d.headerValue(f.start, f.end) // a map entry's key and value are HeaderValue's field numbers
+			r.headers = append(r.headers, headerField{k, v})
+			f.check(err)
+		case fieldHTTPHeaderMap:
+			f.check(d.headerMap(r, f.start, f.end))
 		}
-		if err != nil {
-			return err
-		}
-		i = e
 	}
-	return nil
+	return f.err
 }
 
 // headerMap decodes a HeaderMap, b[i:end].
-func (d *decoder) headerMap(r *checkRequest, i, end int) error {
-	for i < end {
-		num, ok, s, e, err := d.field(i, end)
-		if err != nil {
-			return err
-		}
-		if ok && num == fieldHeaderMapHeaders {
+func (d decoder) headerMap(r *checkRequest, i, end int) error {
+	f := d.fields(i, end)
+	for f.next() {
+		if f.num == fieldHeaderMapHeaders {
 			var h rawHeader
-			if h.key, h.value, h.raw, err = d.headerValue(s, e); err != nil {
-				return err
-			}
+			var err error
+			h.key, h.value, h.raw, err = d.headerValue(f.start, f.end)
 			r.raw = append(r.raw, h)
+			f.check(err)
 		}
-		i = e
 	}
-	return nil
+	return f.err
 }
 
-// entry decodes a map<string,string> entry, b[i:end]; a missing key or value is "".
-func (d *decoder) entry(i, end int) (key, value string, err error) {
-	key, value, _, err = d.headerValue(i, end) // an entry's key and value are HeaderValue's field numbers
-	return key, value, err
-}
-
-// headerValue decodes a HeaderValue, b[i:end].
-func (d *decoder) headerValue(i, end int) (key, value, raw string, err error) {
-	for i < end {
-		num, ok, s, e, err := d.field(i, end)
-		if err != nil {
-			return "", "", "", err
+// headerValue decodes a HeaderValue, or a map<string,string> entry (its key and value; a missing one is ""),
+// b[i:end].
+func (d decoder) headerValue(i, end int) (key, value, raw string, err error) {
+	f := d.fields(i, end)
+	for f.next() {
+		switch f.num {
+		case fieldHeaderValueKey:
+			key = f.str()
+		case fieldHeaderValueValue:
+			value = f.str()
+		case fieldHeaderValueRawVal:
+			raw = f.str()
 		}
-		switch {
-		case !ok:
-		case num == fieldHeaderValueKey:
-			key = d.s[s:e]
-		case num == fieldHeaderValueValue:
-			value = d.s[s:e]
-		case num == fieldHeaderValueRawVal:
-			raw = d.s[s:e]
-		}
-		i = e
 	}
-	return key, value, raw, nil
+	return key, value, raw, f.err
 }
 
 // fromMessage takes what a Check reads from a decoded CheckRequest: for callers in this process that hold
