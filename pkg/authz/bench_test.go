@@ -8,6 +8,28 @@ import (
 	"github.com/cognito-authz/cognito-authz/pkg/token"
 )
 
+// TestCachedCheckAllocatesNothing: a cache hit, allowed or a cached bad signature, allocates nothing in
+// authz.Check (the look-alike header check once cost it 4 allocations per request).
+func TestCachedCheckAllocatesNothing(t *testing.T) { // not parallel: AllocsPerRun
+	if authz.RaceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	f := newCached(t, cacheOn)
+	tok := f.mint(t, 1)
+	for _, tt := range []struct {
+		name string
+		req  *authz.Request
+	}{
+		{name: "allow", req: bearer(tok)},
+		{name: "bad_signature", req: bearer(tok[:len(tok)-6] + "AAAAAA")},
+	} {
+		f.a.Check(t.Context(), tt.req) // fill the cache
+		if n := testing.AllocsPerRun(100, func() { f.a.Check(t.Context(), tt.req) }); n != 0 {
+			t.Errorf("%s: a cached Check allocates %.0f times, want 0", tt.name, n)
+		}
+	}
+}
+
 // BenchmarkCheck is one decision: cached (a token seen before), uncached (the cache off: a full
 // verification), and a bad signature answered from the negative cache.
 func BenchmarkCheck(b *testing.B) {

@@ -50,3 +50,6 @@ func (a *Authorizer) CleanUpCache() {
 		a.cache.neg.CleanUp()
 	}
 }
+
+// RaceEnabled reports a -race build, whose instrumentation allocates.
+const RaceEnabled = raceEnabled

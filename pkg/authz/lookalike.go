@@ -5,11 +5,12 @@ import (
 	"strings"
 )
 
-// HeaderLister is a request's headers that can name themselves; every transport's do. A Check reads the
+// HeaderLister is a request's headers that can list their names; every transport's do. A Check reads the
 // names only to refuse look-alikes of the identity headers (see lookalike).
 type HeaderLister interface {
-	// HeaderNames calls yield with each header name until it returns false.
-	HeaderNames(yield func(name string) bool)
+	// UnderscoredNames lists the header names that contain "_": nil when there are none, as there almost
+	// always are not, so a Check allocates nothing for it.
+	UnderscoredNames() []string
 }
 
 // errLookalike is the logged cause of an identity_spoofed deny.
@@ -41,15 +42,10 @@ func (a *Authorizer) lookalike(r *Request) (name, identity string, found bool) {
 	if !ok || len(a.spoofable) == 0 {
 		return "", "", false
 	}
-	l.HeaderNames(func(n string) bool {
-		if strings.IndexByte(n, '_') < 0 {
-			return true
-		}
+	for _, n := range l.UnderscoredNames() {
 		if id, ok := a.spoofable[canonical(n)]; ok {
-			name, identity, found = n, id, true
-			return false
+			return n, id, true
 		}
-		return true
-	})
-	return name, identity, found
+	}
+	return "", "", false
 }

@@ -310,13 +310,15 @@ func isToken(s string) bool {
 // with commas (cookies with "; "), so two Authorization headers are one malformed credential here too.
 type joinedHeaders http.Header
 
-// HeaderNames implements authz.HeaderLister.
-func (h joinedHeaders) HeaderNames(yield func(string) bool) {
+// UnderscoredNames implements authz.HeaderLister.
+func (h joinedHeaders) UnderscoredNames() []string {
+	var out []string
 	for name := range h {
-		if !yield(name) {
-			return
+		if strings.IndexByte(name, '_') >= 0 {
+			out = append(out, name)
 		}
 	}
+	return out
 }
 
 // Get returns every value of the header, joined.

@@ -329,22 +329,26 @@ func (hs rawHeaders) Get(name string) string {
 	return first
 }
 
-// HeaderNames implements authz.HeaderLister.
-func (hs mapHeaders) HeaderNames(yield func(string) bool) {
+// UnderscoredNames implements authz.HeaderLister.
+func (hs mapHeaders) UnderscoredNames() []string {
+	var out []string
 	for _, h := range hs {
-		if !yield(h.key) {
-			return
+		if strings.IndexByte(h.key, '_') >= 0 {
+			out = append(out, h.key)
 		}
 	}
+	return out
 }
 
-// HeaderNames implements authz.HeaderLister.
-func (hs rawHeaders) HeaderNames(yield func(string) bool) {
+// UnderscoredNames implements authz.HeaderLister.
+func (hs rawHeaders) UnderscoredNames() []string {
+	var out []string
 	for _, h := range hs {
-		if !yield(h.key) {
-			return
+		if strings.IndexByte(h.key, '_') >= 0 {
+			out = append(out, h.key)
 		}
 	}
+	return out
 }
 
 // Every transport's headers list their names, for the look-alike check.

@@ -178,12 +178,14 @@ func wellFormed(raw string) error {
 	return nil
 }
 
-// HeaderNames calls yield with each header name until it returns false (authz reads the names to refuse
-// look-alikes of identity headers).
-func (m HeaderMap) HeaderNames(yield func(string) bool) {
+// UnderscoredNames lists the header names that contain "_" (authz refuses look-alikes of identity
+// headers); nil when there are none.
+func (m HeaderMap) UnderscoredNames() []string {
+	var out []string
 	for name := range m {
-		if !yield(name) {
-			return
+		if strings.IndexByte(name, '_') >= 0 {
+			out = append(out, name)
 		}
 	}
+	return out
 }
