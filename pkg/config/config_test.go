@@ -388,6 +388,7 @@ var ValidateCases = []ValidateCase{
 
 	// identity
 	{Name: "header_upper_case", Mutate: func(c *Config) { c.Identity.Sub = "X-Auth-Sub" }, Want: `identity.sub "X-Auth-Sub": want a lower-case header name`},
+	{Name: "header_with_underscore", Mutate: func(c *Config) { c.Identity.Email = "x_auth_email" }, Want: `identity.email "x_auth_email": use - instead of _ in a header name`},
 	{Name: "header_with_space", Mutate: func(c *Config) { c.Identity.Groups = "x auth groups" }, Want: `identity.groups "x auth groups": want a lower-case header name`},
 	{Name: "header_pseudo", Mutate: func(c *Config) { c.Identity.Username = ":authority" }, Want: `identity.username ":authority"`},
 	{Name: "header_reserved_authorization", Mutate: func(c *Config) { c.Identity.Username = "authorization" }, Want: `identity.username "authorization" is a header the proxy owns`},

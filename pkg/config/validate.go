@@ -170,6 +170,10 @@ func (c *Config) Validate() error {
 			return
 		case !headerRE.MatchString(h):
 			bad("identity.%s %q: want a lower-case header name", key, h)
+		case strings.Contains(h, "_"):
+			// x_auth_sub and x-auth-sub are one header to CGI, WSGI, Rack and PHP upstreams, and Envoy's
+			// samples and nginx drop names with "_": only the "-" spelling can be guarded (authz.lookalikes).
+			bad("identity.%s %q: use - instead of _ in a header name", key, h)
 		case slices.Contains(reservedHeaders, h) || strings.HasPrefix(h, ":") || strings.HasPrefix(h, "x-envoy-"):
 			bad("identity.%s %q is a header the proxy owns", key, h)
 		case seen[h] != "":
